@@ -1,0 +1,1 @@
+"""Code that two or more Mock-Pay services use: settings, db, http, lock, idempotency, events."""

@@ -1,0 +1,83 @@
+"""MariaDB/MySQL helpers: the connection pool and the versioned-migration runner.
+
+SQL written against these helpers must run on MySQL 8.0 as well as MariaDB: no RETURNING,
+no sequences, no MariaDB-only functions.
+"""
+
+import logging
+from pathlib import Path
+
+import aiomysql
+
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK_SECONDS = 30
+
+
+async def create_pool(settings: ServiceSettings, database: str) -> aiomysql.Pool:
+    """A pool of non-autocommit connections; callers open and end transactions themselves."""
+    return await aiomysql.create_pool(
+        host=settings.mysql_host,
+        port=settings.mysql_port,
+        user=settings.mysql_user,
+        password=settings.mysql_password.get_secret_value(),
+        db=database,
+        minsize=settings.mysql_pool_min,
+        maxsize=settings.mysql_pool_max,
+        connect_timeout=settings.mysql_connect_timeout_seconds,
+        autocommit=False,
+        charset="utf8mb4",
+        pool_recycle=3600,
+    )
+
+
+async def close_pool(pool: aiomysql.Pool) -> None:
+    pool.close()
+    await pool.wait_closed()
+
+
+def split_statements(sql: str) -> list[str]:
+    """Statements of a migration file: separated by a `;` that ends a line, comments dropped."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    parts = "\n".join(lines).split(";\n")
+    return [part.strip().rstrip(";") for part in parts if part.strip()]
+
+
+async def apply_migrations(pool: aiomysql.Pool, directory: Path) -> list[str]:
+    """Apply, in name order, every `NNNN_*.sql` of `directory` not yet recorded.
+
+    A named database lock makes replicas that start together apply each file once.
+    Returns the versions applied now.
+    """
+    applied_now: list[str] = []
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT GET_LOCK('mockpay_migrations', %s)", (MIGRATION_LOCK_SECONDS,))
+        try:
+            await cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version VARCHAR(128) PRIMARY KEY,"
+                " applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
+            )
+            await cur.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+                if path.stem in done:
+                    continue
+                for statement in split_statements(path.read_text()):
+                    await cur.execute(statement)
+                await cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
+                await conn.commit()
+                applied_now.append(path.stem)
+                log.info("migration applied: %s", path.stem)
+        finally:
+            await cur.execute("SELECT RELEASE_LOCK('mockpay_migrations')")
+            await conn.commit()
+    return applied_now
+
+
+async def ping(pool: aiomysql.Pool) -> None:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT 1")
+        await conn.rollback()

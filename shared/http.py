@@ -1,0 +1,152 @@
+"""HTTP edge shared by the FastAPI services: the error body, auth, the body-size limit.
+
+Every error leaves as JSON `{"code": "UPPER_SNAKE", "message": "..."}` (validation errors add
+`errors`). Dependency trouble leaves as 503 DEPENDENCY_UNAVAILABLE with Retry-After.
+"""
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.infra_errors import DEPENDENCY_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the client sees: status, code and message, optional headers."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> ORJSONResponse:
+    return ORJSONResponse(
+        {"code": code, "message": message, **extra}, status_code=status, headers=headers
+    )
+
+
+def unavailable(code: str, message: str, retry_after: int) -> ApiError:
+    return ApiError(503, code, message, {"Retry-After": str(retry_after)})
+
+
+_STATUS_CODES = {
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+}
+
+
+def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
+    """Map ApiError, validation errors, unknown routes and dependency errors to JSON bodies."""
+
+    async def on_api_error(_: Request, exc: Exception) -> ORJSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    async def on_validation(_: Request, exc: Exception) -> ORJSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        return error_response(422, "VALIDATION_ERROR", "request is not valid", errors=errors)
+
+    async def on_http(_: Request, exc: Exception) -> ORJSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+    async def on_dependency(request: Request, exc: Exception) -> ORJSONResponse:
+        log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "DEPENDENCY_UNAVAILABLE",
+            "a backing service is unavailable; nothing was changed, retry later",
+            {"Retry-After": str(retry_after_seconds)},
+        )
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    for exc_class in DEPENDENCY_ERRORS:
+        app.add_exception_handler(exc_class, on_dependency)
+
+
+def bearer_checker(keys: Iterable[str]) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that admits `Authorization: Bearer <key>` for any of `keys`.
+
+    Every key is compared in constant time, and all of them are always compared, so the
+    time taken says nothing about which key nearly matched.
+    """
+    accepted = [key.strip().encode() for key in keys if key.strip()]
+
+    async def check(request: Request) -> None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        given = presented.strip().encode()
+        matched = False
+        for key in accepted:
+            matched |= hmac.compare_digest(given, key)
+        if scheme.lower() != "bearer" or not given or not matched:
+            raise ApiError(
+                401, "UNAUTHORIZED", "missing or wrong API key", {"WWW-Authenticate": "Bearer"}
+            )
+
+    return check
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "PAYLOAD_TOO_LARGE", f"request body is over {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass

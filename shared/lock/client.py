@@ -1,0 +1,286 @@
+"""A distributed re-entrant lock on Redis with the behaviour of Redisson's RLock, plus fencing.
+
+    locks = LockService(redis)                  # one per process, in the service's lifespan
+    async with locks.hold("wallet:u1", wait_time=5) as lease:
+        ...  # lease.token is this acquisition's fencing token
+
+- Acquire, release and renewal are Lua scripts (one command each). The client given must
+  not retry commands by itself: a retried acquire would count the hold twice.
+- Waiters sleep on a pub/sub notification, each sleep capped at the lock's remaining TTL,
+  so a lost message or a crashed holder costs at most that TTL.
+- With no lease time, a watchdog renews the lease every lease/3 and stops at release; when
+  renewal finds the lock gone the lease is marked lost and `ensure_held()` raises.
+- Tasks of one process queue locally first (`local_queue=True`), so only one task per lock
+  and process talks to Redis at a time; turn it off for Redisson's exact behaviour.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from shared.infra_errors import DEPENDENCY_ERRORS
+from shared.lock import scripts
+from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
+from shared.lock.pubsub import LockSubscriptions, Subscription
+
+log = logging.getLogger(__name__)
+
+FENCE_COUNTER_TTL_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass
+class Lease:
+    """One holding of a lock by one task. Re-entry by the same task shares it."""
+
+    name: str
+    owner: str
+    token: int
+    lease_ms: int
+    expires_at: float | None = None  # monotonic deadline when there is no watchdog
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    holds: int = 1
+    watchdog: asyncio.Task[None] | None = None
+
+    def ensure_held(self) -> None:
+        """Raise LockLostError if the lock may no longer be ours; call it before committing."""
+        if self.lost.is_set():
+            raise LockLostError(f"lock {self.name!r} was lost while held")
+        if self.expires_at is not None and time.monotonic() >= self.expires_at:
+            raise LockLostError(f"lease of lock {self.name!r} ran out while held")
+
+
+class _LocalQueue:
+    """An asyncio.Lock per lock name, dropped when nobody uses it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, name: str, timeout: float | None) -> AsyncIterator[None]:
+        lock, users = self._locks.get(name, (asyncio.Lock(), 0))
+        self._locks[name] = (lock, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), timeout)
+            except TimeoutError:
+                raise LockTimeout(f"lock {name!r} not acquired within {timeout}s") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            lock, users = self._locks[name]
+            if users == 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
+
+
+class LockService:
+    """Creates locks over one Redis client; owns the pub/sub connection and the watchdogs."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        watchdog_timeout: float = 30.0,
+        prefix: str = "lock:",
+        local_queue: bool = True,
+    ) -> None:
+        self.redis = redis
+        self.watchdog_timeout = watchdog_timeout
+        self.prefix = prefix
+        self.local_queue = local_queue
+        self.instance_id = uuid.uuid4().hex
+        self.subscriptions = LockSubscriptions(redis)
+        self._queue = _LocalQueue()
+        self._task_ids: weakref.WeakKeyDictionary[asyncio.Task, str] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.leases: dict[tuple[str, str], Lease] = {}
+        self._acquire = redis.register_script(scripts.ACQUIRE)
+        self._release = redis.register_script(scripts.RELEASE)
+        self._renew = redis.register_script(scripts.RENEW)
+        self._force_release = redis.register_script(scripts.FORCE_RELEASE)
+
+    def lock(self, name: str) -> "RedisLock":
+        return RedisLock(self, name)
+
+    @contextlib.asynccontextmanager
+    async def hold(
+        self, name: str, wait_time: float | None, lease_time: float | None = None
+    ) -> AsyncIterator[Lease]:
+        """Hold `name` for the block; LockTimeout if it is not free within `wait_time`."""
+        lock = self.lock(name)
+        deadline = None if wait_time is None else time.monotonic() + wait_time
+        queue_turn = (
+            self._queue.turn(name, wait_time)
+            if self.local_queue and lock.held_by_current_task() is None
+            else contextlib.nullcontext()
+        )
+        async with queue_turn:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            lease = await lock.try_lock(remaining, lease_time)
+            if lease is None:
+                raise LockTimeout(f"lock {name!r} not acquired within {wait_time}s")
+            try:
+                yield lease
+            finally:
+                await lock.unlock()
+
+    def current_owner(self) -> str | None:
+        task = asyncio.current_task()
+        return self._task_ids.get(task) if task is not None else None
+
+    def owner_id(self) -> str:
+        """A unique id for the current task, the same on every call from that task."""
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("locks are held by asyncio tasks; call from inside one")
+        owner = self._task_ids.get(task)
+        if owner is None:
+            owner = f"{self.instance_id}:{uuid.uuid4().hex}"
+            self._task_ids[task] = owner
+        return owner
+
+    async def close(self) -> None:
+        await self.subscriptions.close()
+
+    async def __aenter__(self) -> "LockService":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class RedisLock:
+    """One named lock. Cheap to create; all state lives in Redis and in the LockService."""
+
+    def __init__(self, service: LockService, name: str) -> None:
+        self.service = service
+        self.name = name
+        self.key = f"{service.prefix}{{{name}}}"
+        self.fence_key = f"{self.key}:fence"
+        self.channel = f"{self.key}:channel"
+
+    def held_by_current_task(self) -> Lease | None:
+        owner = self.service.current_owner()
+        return self.service.leases.get((self.key, owner)) if owner else None
+
+    async def try_lock(
+        self, wait_time: float | None = None, lease_time: float | None = None
+    ) -> Lease | None:
+        """Acquire within `wait_time` seconds (None: wait as long as it takes).
+
+        With `lease_time` the lock expires after it unless released; without, the watchdog
+        keeps it alive until `unlock()`. Returns the lease, or None when the wait ran out.
+        """
+        owner = self.service.owner_id()
+        lease_ms = int((lease_time or self.service.watchdog_timeout) * 1000)
+        deadline = None if wait_time is None else time.monotonic() + wait_time
+        subscription = self.service.subscriptions.join_confirmed(self.channel)
+        try:
+            acquired, value = await self._attempt(owner, lease_ms)
+            if not acquired and subscription is None:
+                subscription = await self._subscribe(deadline)
+                if subscription is None:
+                    return None
+                acquired, value = await self._attempt(owner, lease_ms)
+            while not acquired:
+                assert subscription is not None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                ttl = value / 1000 if value >= 0 else self.service.watchdog_timeout
+                await subscription.signal.wait(ttl if remaining is None else min(ttl, remaining))
+                acquired, value = await self._attempt(owner, lease_ms)
+        finally:
+            if subscription is not None:
+                await self.service.subscriptions.leave(subscription)
+        return self._held(owner, value, lease_ms, lease_time)
+
+    async def _subscribe(self, deadline: float | None) -> Subscription | None:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        try:
+            return await asyncio.wait_for(self.service.subscriptions.join(self.channel), remaining)
+        except TimeoutError:
+            return None
+
+    async def _attempt(self, owner: str, lease_ms: int) -> tuple[bool, int]:
+        """One acquire script; on a cancel mid-flight, release what it may have taken."""
+        try:
+            acquired, value = await self.service._acquire(
+                keys=[self.key, self.fence_key], args=[lease_ms, owner, FENCE_COUNTER_TTL_MS]
+            )
+        except asyncio.CancelledError:
+            if (self.key, owner) not in self.service.leases:
+                with contextlib.suppress(*DEPENDENCY_ERRORS):
+                    await asyncio.shield(self.service._release(
+                        keys=[self.key, self.channel], args=[lease_ms, owner]
+                    ))
+            raise
+        return bool(acquired), int(value)
+
+    def _held(self, owner: str, token: int, lease_ms: int, lease_time: float | None) -> Lease:
+        lease = self.service.leases.get((self.key, owner))
+        if lease is not None:
+            lease.holds += 1
+            return lease
+        lease = Lease(self.name, owner, token, lease_ms)
+        if lease_time is None:
+            lease.watchdog = asyncio.create_task(self._watch(lease), name=f"watchdog:{self.name}")
+        else:
+            lease.expires_at = time.monotonic() + lease_time
+        self.service.leases[(self.key, owner)] = lease
+        return lease
+
+    async def _watch(self, lease: Lease) -> None:
+        """Renew every lease/3 until released; mark the lease lost when it is not ours."""
+        interval = lease.lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                renewed = await self.service._renew(
+                    keys=[self.key], args=[lease.lease_ms, lease.owner]
+                )
+            except DEPENDENCY_ERRORS as exc:
+                log.warning("lock %r: renewal failed, will retry: %r", self.name, exc)
+                continue
+            if not renewed:
+                log.error("lock %r: lost while held (expired or force-unlocked)", self.name)
+                lease.lost.set()
+                return
+
+    async def unlock(self) -> None:
+        """Release one hold; raises LockNotOwnedError, touching nothing, if not ours."""
+        owner = self.service.owner_id()
+        lease = self.service.leases.get((self.key, owner))
+        lease_ms = lease.lease_ms if lease else int(self.service.watchdog_timeout * 1000)
+        if lease is not None and lease.holds == 1:
+            self._forget(lease)
+        result = await self.service._release(
+            keys=[self.key, self.channel], args=[lease_ms, owner]
+        )
+        if lease is not None and lease.holds > 1:
+            lease.holds -= 1
+        if result == -1:
+            raise LockNotOwnedError(f"lock {self.name!r} is not held by this task")
+
+    def _forget(self, lease: Lease) -> None:
+        if lease.watchdog is not None:
+            lease.watchdog.cancel()
+        self.service.leases.pop((self.key, lease.owner), None)
+
+    async def force_unlock(self) -> bool:
+        """Operators only: delete the lock whoever holds it, and wake its waiters."""
+        return bool(await self.service._force_release(keys=[self.key, self.channel]))
+
+    async def is_locked(self) -> bool:
+        return bool(await self.service.redis.exists(self.key))

@@ -1,0 +1,61 @@
+"""The lock's Lua scripts. Each runs atomically in Redis and counts as one client command.
+
+The lock is a hash: one field per owner (a unique id per holding task) whose value is the
+re-entry count, plus the field `#fence` with the acquisition's fencing token. Tokens come
+from a counter key that is seeded from the Redis clock when it is missing, so a counter
+lost with a Redis restart or an expiry still only moves forward.
+"""
+
+ACQUIRE = """
+-- KEYS[1] lock hash, KEYS[2] fence counter; ARGV[1] lease ms, ARGV[2] owner, ARGV[3] fence ttl ms
+if redis.call('exists', KEYS[1]) == 0 then
+  if redis.call('exists', KEYS[2]) == 0 then
+    local now = redis.call('time')
+    redis.call('set', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
+  end
+  local token = redis.call('incr', KEYS[2])
+  redis.call('pexpire', KEYS[2], ARGV[3])
+  redis.call('hset', KEYS[1], ARGV[2], 1, '#fence', token)
+  redis.call('pexpire', KEYS[1], ARGV[1])
+  return {1, token}
+end
+if redis.call('hexists', KEYS[1], ARGV[2]) == 1 then
+  redis.call('hincrby', KEYS[1], ARGV[2], 1)
+  redis.call('pexpire', KEYS[1], ARGV[1])
+  return {1, tonumber(redis.call('hget', KEYS[1], '#fence'))}
+end
+return {0, redis.call('pttl', KEYS[1])}
+"""
+
+RELEASE = """
+-- KEYS[1] lock hash, KEYS[2] channel; ARGV[1] lease ms, ARGV[2] owner
+-- returns -1 not the owner, 0 still held (re-entered), 1 released
+if redis.call('hexists', KEYS[1], ARGV[2]) == 0 then
+  return -1
+end
+if redis.call('hincrby', KEYS[1], ARGV[2], -1) > 0 then
+  redis.call('pexpire', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('del', KEYS[1])
+redis.call('publish', KEYS[2], 'unlocked')
+return 1
+"""
+
+RENEW = """
+-- KEYS[1] lock hash; ARGV[1] lease ms, ARGV[2] owner; 1 renewed, 0 the lock is not ours
+if redis.call('hexists', KEYS[1], ARGV[2]) == 1 then
+  redis.call('pexpire', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+FORCE_RELEASE = """
+-- KEYS[1] lock hash, KEYS[2] channel
+if redis.call('del', KEYS[1]) == 1 then
+  redis.call('publish', KEYS[2], 'unlocked')
+  return 1
+end
+return 0
+"""

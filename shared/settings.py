@@ -1,0 +1,32 @@
+"""The settings every service shares; each service subclasses ServiceSettings once."""
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ServiceSettings(BaseSettings):
+    """Read from the environment first, then from the repo's `.env` (written by `make up`)."""
+
+    model_config = SettingsConfigDict(
+        env_file=REPO_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    log_level: str = "INFO"
+    retry_after_seconds: int = 1
+
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "mockpay"
+    mysql_password: SecretStr
+    mysql_pool_min: int = 1
+    mysql_pool_max: int = 20
+    mysql_connect_timeout_seconds: float = 3.0
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_socket_timeout_seconds: float = 3.0
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
