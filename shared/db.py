@@ -55,19 +55,23 @@ async def apply_migrations(pool: aiomysql.Pool, directory: Path) -> list[str]:
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute("SELECT GET_LOCK('mockpay_migrations', %s)", (MIGRATION_LOCK_SECONDS,))
         try:
-            await cur.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version VARCHAR(128) PRIMARY KEY,"
-                " applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
-            )
+            await cur.execute("SHOW TABLES LIKE 'schema_migrations'")
+            if not await cur.fetchall():
+                await cur.execute(
+                    "CREATE TABLE schema_migrations ("
+                    " version VARCHAR(128) PRIMARY KEY,"
+                    " applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
+                )
             await cur.execute("SELECT version FROM schema_migrations")
             done = {row[0] for row in await cur.fetchall()}
-            for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+            for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):  # noqa: ASYNC240
                 if path.stem in done:
                     continue
                 for statement in split_statements(path.read_text()):
                     await cur.execute(statement)
-                await cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
+                await cur.execute(
+                    "INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,)
+                )
                 await conn.commit()
                 applied_now.append(path.stem)
                 log.info("migration applied: %s", path.stem)

@@ -9,15 +9,25 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
+
+
+class JsonResponse(Response):
+    """A JSON response serialised with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class ApiError(Exception):
@@ -35,8 +45,8 @@ class ApiError(Exception):
 
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> ORJSONResponse:
-    return ORJSONResponse(
+) -> JsonResponse:
+    return JsonResponse(
         {"code": code, "message": message, **extra}, status_code=status, headers=headers
     )
 
@@ -56,11 +66,11 @@ _STATUS_CODES = {
 def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     """Map ApiError, validation errors, unknown routes and dependency errors to JSON bodies."""
 
-    async def on_api_error(_: Request, exc: Exception) -> ORJSONResponse:
+    async def on_api_error(_: Request, exc: Exception) -> JsonResponse:
         assert isinstance(exc, ApiError)
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
-    async def on_validation(_: Request, exc: Exception) -> ORJSONResponse:
+    async def on_validation(_: Request, exc: Exception) -> JsonResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
             {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
@@ -68,12 +78,12 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         ]
         return error_response(422, "VALIDATION_ERROR", "request is not valid", errors=errors)
 
-    async def on_http(_: Request, exc: Exception) -> ORJSONResponse:
+    async def on_http(_: Request, exc: Exception) -> JsonResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
-    async def on_dependency(request: Request, exc: Exception) -> ORJSONResponse:
+    async def on_dependency(request: Request, exc: Exception) -> JsonResponse:
         log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
         return error_response(
             503,

@@ -101,9 +101,7 @@ class LockService:
         self.instance_id = uuid.uuid4().hex
         self.subscriptions = LockSubscriptions(redis)
         self._queue = _LocalQueue()
-        self._task_ids: weakref.WeakKeyDictionary[asyncio.Task, str] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._task_ids: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
         self.leases: dict[tuple[str, str], Lease] = {}
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._release = redis.register_script(scripts.RELEASE)
@@ -222,9 +220,9 @@ class RedisLock:
         except asyncio.CancelledError:
             if (self.key, owner) not in self.service.leases:
                 with contextlib.suppress(*DEPENDENCY_ERRORS):
-                    await asyncio.shield(self.service._release(
-                        keys=[self.key, self.channel], args=[lease_ms, owner]
-                    ))
+                    await asyncio.shield(
+                        self.service._release(keys=[self.key, self.channel], args=[lease_ms, owner])
+                    )
             raise
         return bool(acquired), int(value)
 
@@ -265,9 +263,7 @@ class RedisLock:
         lease_ms = lease.lease_ms if lease else int(self.service.watchdog_timeout * 1000)
         if lease is not None and lease.holds == 1:
             self._forget(lease)
-        result = await self.service._release(
-            keys=[self.key, self.channel], args=[lease_ms, owner]
-        )
+        result = await self.service._release(keys=[self.key, self.channel], args=[lease_ms, owner])
         if lease is not None and lease.holds > 1:
             lease.holds -= 1
         if result == -1:

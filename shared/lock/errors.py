@@ -1,10 +1,10 @@
 """Lock errors.
 
-    LockError
-    ├── LockTimeout        the wait time ran out before the lock was free (retriable)
-    ├── LockNotOwnedError  unlock by a task that does not hold the lock (a bug, not retriable)
-    └── LockLostError      the lease ran out or was taken away while held (retriable; the
-                           holder's work must fail rather than commit)
+LockError
+├── LockTimeout        the wait time ran out before the lock was free (retriable)
+├── LockNotOwnedError  unlock by a task that does not hold the lock (a bug, not retriable)
+└── LockLostError      the lease ran out or was taken away while held (retriable; the
+                       holder's work must fail rather than commit)
 """
 
 

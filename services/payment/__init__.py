@@ -1,0 +1,1 @@
+"""The payment service: wallets and payments, idempotent and serialised per wallet."""

@@ -1,0 +1,101 @@
+"""The unit of work: one database transaction; rolled back unless commit() was called."""
+
+import abc
+import asyncio
+import contextlib
+from types import TracebackType
+
+import aiomysql
+
+from services.payment.adapters.repository import (
+    LedgerRepository,
+    MySqlLedger,
+    MySqlPayments,
+    MySqlWallets,
+    PaymentRepository,
+    WalletRepository,
+)
+from shared.infra_errors import DEPENDENCY_ERRORS
+
+
+class UnitOfWork(abc.ABC):
+    wallets: WalletRepository
+    payments: PaymentRepository
+    ledger: LedgerRepository
+
+    async def __aenter__(self) -> "UnitOfWork":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
+
+
+class MySqlUnitOfWork(UnitOfWork):
+    """`fence_token` guards every wallet write; `row_locks` reads wallets FOR UPDATE."""
+
+    def __init__(self, pool: aiomysql.Pool, fence_token: int | None, row_locks: bool) -> None:
+        self.pool = pool
+        self.fence_token = fence_token
+        self.row_locks = row_locks
+        self._conn: aiomysql.Connection | None = None
+        self._done = False
+
+    async def __aenter__(self) -> "MySqlUnitOfWork":
+        self._conn = await self.pool.acquire()
+        try:
+            await self._conn.begin()
+            cur = await self._conn.cursor()
+        except BaseException:
+            self._discard()
+            raise
+        self.wallets = MySqlWallets(cur, self.fence_token, self.row_locks)
+        self.payments = MySqlPayments(cur)
+        self.ledger = MySqlLedger(cur)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is None:
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            self._discard()  # cancelled mid-statement: the connection's state is unknown
+            return
+        try:
+            await self.rollback()
+        except DEPENDENCY_ERRORS:
+            self._discard()  # a broken connection must not go back to the pool
+            return
+        self.pool.release(self._conn)
+        self._conn = None
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+        self._done = True
+
+    async def rollback(self) -> None:
+        if self._conn is not None and not self._done:
+            self._done = True
+            await self._conn.rollback()
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(*DEPENDENCY_ERRORS):
+                self._conn.close()
+            self.pool.release(self._conn)
+            self._conn = None

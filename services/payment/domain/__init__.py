@@ -1,0 +1,1 @@
+"""Payment domain: plain Python, no I/O."""

@@ -1,0 +1,22 @@
+"""What callers ask the payment service to do."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pay:
+    order_id: str
+    user_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class CancelPayment:
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class CreditWallet:
+    user_id: str
+    amount: int
+    reference: str

@@ -1,0 +1,45 @@
+"""Domain errors. The HTTP edge maps each class to a status and code.
+
+DomainError
+├── WalletNotFound, PaymentNotFound
+├── WalletExists             creating a wallet that exists in another state
+├── InsufficientBalance      a debit larger than the balance
+├── IdempotencyKeyReused     an order_id seen before with another body
+└── ConcurrentUpdate         the row changed under a holder whose lock was lost (retriable)
+"""
+
+
+class DomainError(Exception):
+    retriable = False
+
+
+class WalletNotFound(DomainError):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"wallet {user_id!r} does not exist")
+
+
+class PaymentNotFound(DomainError):
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"payment {reference!r} does not exist")
+
+
+class WalletExists(DomainError):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"wallet {user_id!r} already exists and has been used")
+
+
+class InsufficientBalance(DomainError):
+    def __init__(self, user_id: str, balance: int, amount: int) -> None:
+        super().__init__(f"wallet {user_id!r} holds {balance}, less than {amount}")
+
+
+class IdempotencyKeyReused(DomainError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key!r} was already used for a request with another body")
+
+
+class ConcurrentUpdate(DomainError):
+    retriable = True
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"wallet {user_id!r} changed under a stale lock; nothing was written")

@@ -1,0 +1,28 @@
+"""FastAPI dependencies: the components built at startup, as annotated aliases."""
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from services.payment.bootstrap import Components
+from services.payment.domain.model import ID_PATTERN
+from services.payment.service_layer.handlers import PaymentService
+from shared.idempotency import IdempotencyStore
+
+
+def components(request: Request) -> Components:
+    return request.app.state.components
+
+
+def payment_service(request: Request) -> PaymentService:
+    return components(request).service
+
+
+def idempotency_store(request: Request) -> IdempotencyStore:
+    return components(request).idempotency
+
+
+ComponentsDep = Annotated[Components, Depends(components)]
+ServiceDep = Annotated[PaymentService, Depends(payment_service)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency_store)]
+PathId = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=64)]

@@ -1,0 +1,33 @@
+"""Domain and lock errors as HTTP answers (see ../shared/CONTRACT.md)."""
+
+from fastapi import FastAPI, Request
+
+from services.payment.domain import errors
+from shared.http import JsonResponse, error_response
+from shared.lock import LockLostError, LockTimeout
+
+STATUS_AND_CODE: dict[type[Exception], tuple[int, str]] = {
+    errors.WalletNotFound: (404, "WALLET_NOT_FOUND"),
+    errors.PaymentNotFound: (404, "PAYMENT_NOT_FOUND"),
+    errors.WalletExists: (409, "WALLET_EXISTS"),
+    errors.InsufficientBalance: (402, "INSUFFICIENT_BALANCE"),
+    errors.IdempotencyKeyReused: (422, "IDEMPOTENCY_KEY_REUSED"),
+    errors.ConcurrentUpdate: (503, "LOCK_TIMEOUT"),
+    LockTimeout: (503, "LOCK_TIMEOUT"),
+    LockLostError: (503, "LOCK_TIMEOUT"),
+}
+
+
+def status_and_body(exc: Exception) -> tuple[int, dict[str, str]]:
+    status, code = STATUS_AND_CODE[type(exc)]
+    return status, {"code": code, "message": str(exc)}
+
+
+def install(app: FastAPI, retry_after_seconds: int) -> None:
+    async def on_error(_: Request, exc: Exception) -> JsonResponse:
+        status, body = status_and_body(exc)
+        headers = {"Retry-After": str(retry_after_seconds)} if status == 503 else None
+        return error_response(status, body["code"], body["message"], headers)
+
+    for exc_class in STATUS_AND_CODE:
+        app.add_exception_handler(exc_class, on_error)

@@ -1,0 +1,55 @@
+"""Runs a request once per idempotency key and replays its stored answer after that.
+
+201 and 402 answers are stored; anything else (404, 422, 503, ...) releases the key so the
+client may retry. If Redis fails after the money moved, the answer still goes out: the
+database's unique key replays it on a retry.
+"""
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.payment.domain.errors import InsufficientBalance
+from services.payment.entrypoints.errors import status_and_body
+from shared.http import ApiError, JsonResponse
+from shared.idempotency import IdempotencyStore, InProgress, Mismatch, Replay, Started
+from shared.infra_errors import DEPENDENCY_ERRORS
+
+log = logging.getLogger(__name__)
+
+STORED_ERRORS = (InsufficientBalance,)
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+async def run_once(
+    store: IdempotencyStore,
+    key: str,
+    fingerprint: str,
+    action: Callable[[], Awaitable[tuple[dict[str, Any], bool]]],
+    success_status: int = 201,
+) -> JsonResponse:
+    """`action` returns (body, replayed_from_database)."""
+    decision = await store.begin(key, fingerprint)
+    if isinstance(decision, Replay):
+        return JsonResponse(decision.body, status_code=decision.status, headers=REPLAYED)
+    if isinstance(decision, InProgress):
+        raise ApiError(409, "REQUEST_IN_PROGRESS", f"{key!r} is still being processed")
+    if isinstance(decision, Mismatch):
+        raise ApiError(422, "IDEMPOTENCY_KEY_REUSED", f"{key!r} was already used with another body")
+    assert isinstance(decision, Started)
+    try:
+        body, replayed = await action()
+        status = success_status
+    except STORED_ERRORS as exc:
+        status, body = status_and_body(exc)
+        replayed = False
+    except BaseException:
+        with contextlib.suppress(*DEPENDENCY_ERRORS):
+            await store.release(decision)
+        raise
+    try:
+        await store.complete(decision, status, body)
+    except DEPENDENCY_ERRORS as exc:
+        log.warning("idempotency record for %r not stored (%r); the database backs it", key, exc)
+    return JsonResponse(body, status_code=status, headers=REPLAYED if replayed else None)

@@ -1,0 +1,96 @@
+"""HTTP routes: parse, build a command, call the service, shape the answer."""
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.payment.domain.commands import CancelPayment, Pay
+from services.payment.domain.model import ID_PATTERN
+from services.payment.entrypoints.deps import ComponentsDep, IdempotencyDep, PathId, ServiceDep
+from services.payment.entrypoints.idempotent import run_once
+from services.payment.entrypoints.schemas import (
+    ErrorBody,
+    PaymentBody,
+    PaymentRequest,
+    WalletBody,
+    WalletRequest,
+    payment_body,
+    wallet_body,
+)
+from shared import db
+from shared.http import JsonResponse
+from shared.idempotency import fingerprint
+from shared.infra_errors import DEPENDENCY_ERRORS
+
+ERRORS = {status: {"model": ErrorBody} for status in (401, 402, 404, 409, 413, 422, 503)}
+
+api = APIRouter(responses=ERRORS)
+public = APIRouter()
+
+
+@api.post("/wallets", status_code=201, response_model=WalletBody)
+async def create_wallet(request: WalletRequest, service: ServiceDep) -> JsonResponse:
+    """Create an empty wallet (201); the same again answers 200."""
+    wallet, created = await service.create_wallet(request.user_id)
+    return JsonResponse(wallet_body(wallet), status_code=201 if created else 200)
+
+
+@api.get("/wallets/{user_id}", response_model=WalletBody)
+async def get_wallet(user_id: PathId, service: ServiceDep) -> JsonResponse:
+    """A wallet and its balance."""
+    return JsonResponse(wallet_body(await service.get_wallet(user_id)))
+
+
+@api.post("/payments", status_code=201, response_model=PaymentBody)
+async def create_payment(
+    request: PaymentRequest, service: ServiceDep, store: IdempotencyDep
+) -> JsonResponse:
+    """Pay an order from a wallet, once per order_id."""
+    command = Pay(request.order_id, request.user_id, request.amount)
+
+    async def pay() -> tuple[dict, bool]:
+        result = await service.pay(command)
+        return payment_body(result.payment), result.replayed
+
+    body_fingerprint = fingerprint({"user_id": request.user_id, "amount": request.amount})
+    return await run_once(store, request.order_id, body_fingerprint, pay)
+
+
+@api.get("/payments", response_model=PaymentBody)
+async def find_payment(
+    order_id: Annotated[str, Query(pattern=ID_PATTERN, max_length=64)], service: ServiceDep
+) -> JsonResponse:
+    """The payment made for an order_id."""
+    return JsonResponse(payment_body(await service.find_payment(order_id)))
+
+
+@api.get("/payments/{payment_id}", response_model=PaymentBody)
+async def get_payment(payment_id: PathId, service: ServiceDep) -> JsonResponse:
+    """A payment by its id."""
+    return JsonResponse(payment_body(await service.get_payment(payment_id)))
+
+
+@api.post("/payments/{payment_id}/cancel", response_model=PaymentBody)
+async def cancel_payment(payment_id: PathId, service: ServiceDep) -> JsonResponse:
+    """Cancel a payment; its amount goes back to the wallet once."""
+    return JsonResponse(payment_body(await service.cancel(CancelPayment(payment_id))))
+
+
+@public.get("/health")
+async def health(parts: ComponentsDep) -> JsonResponse:
+    """200 when MariaDB and Redis answer, 503 otherwise."""
+    checks = {"mariadb": db.ping(parts.pool), "redis": parts.redis.ping()}
+    results = await asyncio.gather(*checks.values(), return_exceptions=True)
+    status = {
+        name: "down" if isinstance(result, DEPENDENCY_ERRORS) else "up"
+        for name, result in zip(checks, results, strict=True)
+    }
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, DEPENDENCY_ERRORS):
+            raise result
+    healthy = all(state == "up" for state in status.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "dependencies": status},
+        status_code=200 if healthy else 503,
+    )

@@ -1,0 +1,176 @@
+"""The payment service's use cases. Each money movement runs under the wallet's lock, in a
+transaction of its own that commits before the lock is released (see @distributed_lock).
+"""
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from services.payment.adapters.uow import UnitOfWork
+from services.payment.domain.commands import CancelPayment, CreditWallet, Pay
+from services.payment.domain.errors import (
+    IdempotencyKeyReused,
+    PaymentNotFound,
+    WalletExists,
+    WalletNotFound,
+)
+from services.payment.domain.model import (
+    LedgerEntry,
+    LedgerKind,
+    Payment,
+    PaymentStatus,
+    Wallet,
+)
+from shared.lock import Held, distributed_lock
+
+
+class Locking(Protocol):
+    row_locks: bool
+
+    def hold(self, name: str) -> AbstractAsyncContextManager[Held]: ...
+
+
+UnitOfWorkFactory = Callable[[int | None, bool], UnitOfWork]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    payment: Payment
+    replayed: bool  # found in the database under the same order_id: nothing was charged
+
+
+class PaymentService:
+    def __init__(
+        self,
+        locking: Locking,
+        unit_of_work_factory: UnitOfWorkFactory,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.locking = locking
+        self.uow_factory = unit_of_work_factory
+        self.clock = clock
+
+    def hold_lock(self, name: str) -> AbstractAsyncContextManager[Held]:
+        return self.locking.hold(name)
+
+    def unit_of_work(self, held: Held) -> UnitOfWork:
+        return self.uow_factory(held.token, self.locking.row_locks)
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[UnitOfWork]:
+        async with self.uow_factory(None, False) as uow:
+            yield uow
+
+    async def create_wallet(self, user_id: str) -> tuple[Wallet, bool]:
+        """The wallet and whether it was created now; WalletExists if it exists and was used."""
+        async with self._reading() as uow:
+            created = await uow.wallets.add(user_id, self.clock())
+            await uow.commit()
+        wallet = await self.get_wallet(user_id)
+        if not created and not wallet.unused:
+            raise WalletExists(user_id)
+        return wallet, created
+
+    async def get_wallet(self, user_id: str) -> Wallet:
+        async with self._reading() as uow:
+            wallet = await uow.wallets.get(user_id)
+        if wallet is None:
+            raise WalletNotFound(user_id)
+        return wallet
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        async with self._reading() as uow:
+            payment = await uow.payments.get(payment_id)
+        if payment is None:
+            raise PaymentNotFound(payment_id)
+        return payment
+
+    async def find_payment(self, order_id: str) -> Payment:
+        async with self._reading() as uow:
+            payment = await uow.payments.by_order_id(order_id)
+        if payment is None:
+            raise PaymentNotFound(order_id)
+        return payment
+
+    @distributed_lock("wallet:{cmd.user_id}")
+    async def pay(self, uow: UnitOfWork, cmd: Pay) -> PaymentResult:
+        """Debit the wallet once per order_id; a repeat returns the first payment."""
+        wallet = await uow.wallets.get(cmd.user_id)
+        if wallet is None:
+            raise WalletNotFound(cmd.user_id)
+        existing = await uow.payments.by_order_id(cmd.order_id)
+        if existing is not None:
+            if not existing.same_request(cmd.user_id, cmd.amount):
+                raise IdempotencyKeyReused(cmd.order_id)
+            return PaymentResult(existing, replayed=True)
+        debited = wallet.debited(cmd.amount)
+        now = self.clock()
+        payment = Payment(
+            str(uuid.uuid4()),
+            cmd.order_id,
+            cmd.user_id,
+            cmd.amount,
+            PaymentStatus.COMPLETED,
+            debited.balance,
+            now,
+        )
+        await uow.wallets.update_balance(wallet, debited, now)
+        await uow.payments.add(payment)
+        await uow.ledger.add(
+            LedgerEntry(
+                cmd.user_id, -cmd.amount, LedgerKind.PAYMENT, payment.payment_id, debited.balance
+            ),
+            now,
+        )
+        return PaymentResult(payment, replayed=False)
+
+    async def cancel(self, cmd: CancelPayment) -> Payment:
+        """Refund a payment once, however often it is called."""
+        payment = await self.get_payment(cmd.payment_id)
+        if not payment.cancellable:
+            return payment
+        return await self._refund(payment.user_id, cmd.payment_id)
+
+    @distributed_lock("wallet:{user_id}")
+    async def _refund(self, uow: UnitOfWork, user_id: str, payment_id: str) -> Payment:
+        payment = await uow.payments.get(payment_id)
+        wallet = await uow.wallets.get(user_id)
+        if payment is None or wallet is None:
+            raise PaymentNotFound(payment_id)
+        if not payment.cancellable:
+            return payment
+        now = self.clock()
+        cancelled = payment.cancelled(now)
+        credited = wallet.credited(payment.amount)
+        await uow.payments.mark_cancelled(cancelled)
+        await uow.wallets.update_balance(wallet, credited, now)
+        await uow.ledger.add(
+            LedgerEntry(user_id, payment.amount, LedgerKind.REFUND, payment_id, credited.balance),
+            now,
+        )
+        return cancelled
+
+    @distributed_lock("wallet:{cmd.user_id}")
+    async def credit(self, uow: UnitOfWork, cmd: CreditWallet) -> Wallet:
+        """Add money to a wallet once per reference (operators, and bank charges)."""
+        wallet = await uow.wallets.get(cmd.user_id)
+        if wallet is None:
+            raise WalletNotFound(cmd.user_id)
+        credited = wallet.credited(cmd.amount)
+        now = self.clock()
+        await uow.wallets.update_balance(wallet, credited, now)
+        await uow.ledger.add(
+            LedgerEntry(
+                cmd.user_id, cmd.amount, LedgerKind.CREDIT, cmd.reference, credited.balance
+            ),
+            now,
+        )
+        return credited

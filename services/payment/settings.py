@@ -1,0 +1,27 @@
+"""Payment service settings; every number here can be set in the environment or .env."""
+
+from typing import Literal
+
+from pydantic import SecretStr
+
+from shared.settings import ServiceSettings
+
+
+class PaymentSettings(ServiceSettings):
+    payment_host: str = "127.0.0.1"
+    payment_port: int = 8000
+    payment_mysql_database: str = "mockpay_payment"
+    payment_api_keys: SecretStr
+    payment_lock_strategy: Literal["redis", "pessimistic"] = "redis"
+    payment_max_body_bytes: int = 64 * 1024
+
+    lock_wait_seconds: float = 5.0
+    lock_lease_seconds: float | None = None  # None: the watchdog renews until release
+    lock_watchdog_seconds: float = 30.0
+    lock_local_queue: bool = True
+
+    idempotency_ttl_seconds: int = 24 * 3600
+    idempotency_running_ttl_seconds: int = 60
+
+    def api_keys(self) -> list[str]:
+        return [k for k in self.payment_api_keys.get_secret_value().split(",") if k.strip()]
