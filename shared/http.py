@@ -143,7 +143,7 @@ class BodyLimitMiddleware:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise _BodyTooLarge
+                raise _BodyTooLarge(self.max_bytes)
             return message
 
         try:
@@ -158,5 +158,8 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """An HTTPException, so that FastAPI's body parsing lets it through as a 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body is over {max_bytes} bytes")

@@ -1,0 +1,85 @@
+"""In-memory repositories and unit of work, for unit tests of the service layer."""
+
+from datetime import datetime
+
+from services.payment.adapters.repository import (
+    LedgerRepository,
+    PaymentRepository,
+    WalletRepository,
+)
+from services.payment.adapters.uow import UnitOfWork
+from services.payment.domain.errors import ConcurrentUpdate
+from services.payment.domain.model import LedgerEntry, Payment, Wallet
+
+
+class FakeStore:
+    """What the fake database holds; shared by every FakeUnitOfWork made from it."""
+
+    def __init__(self) -> None:
+        self.wallets: dict[str, Wallet] = {}
+        self.payments: dict[str, Payment] = {}
+        self.ledger: list[LedgerEntry] = []
+
+
+class FakeWallets(WalletRepository):
+    def __init__(self, staged: dict[str, Wallet]) -> None:
+        self.staged = staged
+
+    async def get(self, user_id: str) -> Wallet | None:
+        return self.staged.get(user_id)
+
+    async def add(self, user_id: str, now: datetime) -> bool:
+        if user_id in self.staged:
+            return False
+        self.staged[user_id] = Wallet(user_id, 0)
+        return True
+
+    async def update_balance(self, old: Wallet, new: Wallet, now: datetime) -> None:
+        if self.staged.get(old.user_id) != old:
+            raise ConcurrentUpdate(old.user_id)
+        self.staged[old.user_id] = new
+
+
+class FakePayments(PaymentRepository):
+    def __init__(self, staged: dict[str, Payment]) -> None:
+        self.staged = staged
+
+    async def get(self, payment_id: str) -> Payment | None:
+        return self.staged.get(payment_id)
+
+    async def by_order_id(self, order_id: str) -> Payment | None:
+        return next((p for p in self.staged.values() if p.order_id == order_id), None)
+
+    async def add(self, payment: Payment) -> None:
+        self.staged[payment.payment_id] = payment
+
+    async def mark_cancelled(self, payment: Payment) -> None:
+        self.staged[payment.payment_id] = payment
+
+
+class FakeLedger(LedgerRepository):
+    def __init__(self, staged: list[LedgerEntry]) -> None:
+        self.staged = staged
+
+    async def add(self, entry: LedgerEntry, now: datetime) -> None:
+        self.staged.append(entry)
+
+
+class FakeUnitOfWork(UnitOfWork):
+    """Stages changes on copies; commit() publishes them to the store."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.wallets = FakeWallets(dict(store.wallets))
+        self.payments = FakePayments(dict(store.payments))
+        self.ledger = FakeLedger(list(store.ledger))
+        self.committed = False
+
+    async def commit(self) -> None:
+        self.store.wallets = self.wallets.staged
+        self.store.payments = self.payments.staged
+        self.store.ledger = self.ledger.staged
+        self.committed = True
+
+    async def rollback(self) -> None:
+        return None

@@ -1,0 +1,233 @@
+"""The payment API's contract against the real MariaDB and Redis: answers, replays, refusals."""
+
+import uuid
+
+import pytest
+
+from services.payment.domain.commands import CreditWallet, Pay
+from services.payment.domain.errors import ConcurrentUpdate
+from shared.lock import LockService, distributed_lock
+from tests.integration.payment_harness import running_payment_app
+
+pytestmark = pytest.mark.integration
+
+
+async def test_wallet_is_created_once_and_read_back():
+    async with running_payment_app() as app:
+        user = f"u-{uuid.uuid4().hex[:10]}"
+        first = await app.client.post("/wallets", json={"user_id": user})
+        again = await app.client.post("/wallets", json={"user_id": user})
+        assert (first.status_code, first.json()) == (201, {"user_id": user, "balance": 0})
+        assert (again.status_code, again.json()) == (200, {"user_id": user, "balance": 0})
+        assert (await app.client.get(f"/wallets/{user}")).json()["balance"] == 0
+
+
+async def test_creating_a_used_wallet_again_is_a_conflict():
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=500)
+        answer = await app.client.post("/wallets", json={"user_id": user})
+        assert (answer.status_code, answer.json()["code"]) == (409, "WALLET_EXISTS")
+
+
+async def test_payment_answers_201_and_can_be_read_by_id_and_order_id():
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        order = f"o-{uuid.uuid4().hex}"
+        paid = await app.pay(user, 2_500, order)
+        assert paid.status_code == 201
+        body = paid.json()
+        assert body["status"] == "COMPLETED" and body["balance_after"] == 7_500
+        assert {"payment_id", "order_id", "user_id", "amount", "created_at"} <= body.keys()
+        by_id = await app.client.get(f"/payments/{body['payment_id']}")
+        by_order = await app.client.get("/payments", params={"order_id": order})
+        assert by_id.json() == body == by_order.json()
+
+
+async def test_second_request_with_same_order_id_replays_first_result():
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        order = f"o-{uuid.uuid4().hex}"
+        first = await app.pay(user, 1_000, order)
+        second = await app.pay(user, 1_000, order)
+        assert second.status_code == 201
+        assert second.headers["idempotent-replayed"] == "true"
+        assert second.json() == first.json()
+        assert await app.assert_ledger_consistent(user) == 9_000
+
+
+async def test_same_order_id_with_another_body_is_refused():
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        order = f"o-{uuid.uuid4().hex}"
+        await app.pay(user, 1_000, order)
+        answer = await app.pay(user, 2_000, order)
+        assert (answer.status_code, answer.json()["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
+        assert await app.assert_ledger_consistent(user) == 9_000
+
+
+async def test_declined_payment_is_stored_and_replayed_even_after_a_top_up():
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=1_000)
+        order = f"o-{uuid.uuid4().hex}"
+        first = await app.pay(user, 5_000, order)
+        assert (first.status_code, first.json()["code"]) == (402, "INSUFFICIENT_BALANCE")
+        await app.parts.service.credit(CreditWallet(user, 10_000, f"top-up-{order}"))
+        again = await app.pay(user, 5_000, order)
+        assert again.status_code == 402 and again.headers["idempotent-replayed"] == "true"
+        assert await app.assert_ledger_consistent(user) == 11_000
+
+
+async def test_database_replays_a_payment_whose_redis_record_was_lost():
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        order = f"o-{uuid.uuid4().hex}"
+        first = await app.pay(user, 3_000, order)
+        await app.parts.redis.delete(f"idem:payments:{order}")
+        again = await app.pay(user, 3_000, order)
+        assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+        other_body = await app.pay(user, 4_000, order)
+        await app.parts.redis.delete(f"idem:payments:{order}")
+        other_body_db = await app.pay(user, 4_000, order)
+        assert (
+            other_body.json()["code"] == other_body_db.json()["code"] == ("IDEMPOTENCY_KEY_REUSED")
+        )
+        assert await app.assert_ledger_consistent(user) == 7_000
+        assert await app.payment_count(user) == 1
+
+
+BAD_PAYMENTS = [
+    ("float amount", {"amount": 10.0}),
+    ("string amount", {"amount": "1000"}),
+    ("boolean amount", {"amount": True}),
+    ("null amount", {"amount": None}),
+    ("zero amount", {"amount": 0}),
+    ("negative amount", {"amount": -5}),
+    ("amount over the limit", {"amount": 100_000_001}),
+    ("order id too long", {"order_id": "o" * 65}),
+    ("odd characters in order id", {"order_id": "o/../x"}),
+    ("empty user id", {"user_id": ""}),
+    ("unknown field", {"currency": "KRW"}),
+    ("missing field", {"amount": ...}),
+]
+
+
+@pytest.mark.parametrize("change", [c for _, c in BAD_PAYMENTS], ids=[n for n, _ in BAD_PAYMENTS])
+async def test_malformed_payment_gets_422_and_changes_nothing(change):
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        body = {"order_id": f"o-{uuid.uuid4().hex}", "user_id": user, "amount": 1_000}
+        body.update(change)
+        body = {k: v for k, v in body.items() if v is not ...}
+        answer = await app.client.post("/payments", json=body)
+        assert answer.status_code == 422
+        assert answer.json()["code"] == "VALIDATION_ERROR" and answer.json()["errors"]
+        assert await app.assert_ledger_consistent(user) == 10_000
+
+
+async def test_malformed_json_and_oversized_bodies_are_refused():
+    async with running_payment_app() as app:
+        broken = await app.client.post(
+            "/payments", content=b'{"order_id": ', headers={"content-type": "application/json"}
+        )
+        assert (broken.status_code, broken.json()["code"]) == (422, "VALIDATION_ERROR")
+        huge = await app.client.post(
+            "/payments",
+            content=b"x" * (64 * 1024 + 1),
+            headers={"content-type": "application/json"},
+        )
+        assert (huge.status_code, huge.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_unknown_wallet_and_payment_are_404_and_not_stored():
+    async with running_payment_app() as app:
+        order = f"o-{uuid.uuid4().hex}"
+        missing = await app.pay("nobody-" + uuid.uuid4().hex[:8], 100, order)
+        assert (missing.status_code, missing.json()["code"]) == (404, "WALLET_NOT_FOUND")
+        assert await app.parts.redis.get(f"idem:payments:{order}") is None
+        unknown = await app.client.get(f"/payments/{uuid.uuid4()}")
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "PAYMENT_NOT_FOUND")
+        cancel = await app.client.post(f"/payments/{uuid.uuid4()}/cancel")
+        assert cancel.status_code == 404
+
+
+async def test_requests_without_the_right_key_are_401():
+    async with running_payment_app() as app:
+        for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}):
+            answer = await app.client.get("/wallets/anyone", headers=headers)
+            assert (answer.status_code, answer.json()["code"]) == (401, "UNAUTHORIZED")
+        assert (await app.client.get("/health", headers={"Authorization": ""})).status_code == 200
+
+
+async def test_payment_fails_closed_with_503_when_redis_is_unreachable():
+    async with (
+        running_payment_app() as app,
+        running_payment_app(redis_url="redis://127.0.0.1:1/0") as broken,
+    ):
+        user = await app.new_wallet(balance=10_000)
+        answer = await broken.pay(user, 1_000)
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "DEPENDENCY_UNAVAILABLE"
+        assert answer.headers["retry-after"] == "1"
+        assert await app.assert_ledger_consistent(user) == 10_000
+        assert (await broken.client.get("/health")).status_code == 503
+
+
+async def test_lock_wait_exceeded_is_503_lock_timeout_and_changes_nothing():
+    async with running_payment_app(lock_wait_seconds=0.2) as app:
+        user = await app.new_wallet(balance=10_000)
+        order = f"o-{uuid.uuid4().hex}"
+        other_process = LockService(app.parts.redis)
+        async with other_process.hold(f"wallet:{user}", wait_time=1):
+            answer = await app.pay(user, 1_000, order)
+        assert (answer.status_code, answer.json()["code"]) == (503, "LOCK_TIMEOUT")
+        assert "retry-after" in answer.headers
+        assert await app.assert_ledger_consistent(user) == 10_000
+        retried = await app.pay(user, 1_000, order)  # a 503 is not stored: the retry runs
+        assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+        await other_process.close()
+
+
+async def test_exception_after_the_debit_statement_rolls_the_debit_back():
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        service = app.parts.service
+
+        class Refused(Exception):
+            """A business exception, not a database one."""
+
+        original = type(service).pay.__wrapped__
+
+        async def failing_pay(self, uow, cmd):
+            await original(self, uow, cmd)  # debit, payment and ledger rows written
+            raise Refused
+
+        guarded = distributed_lock("wallet:{cmd.user_id}")(failing_pay)
+        with pytest.raises(Refused):
+            await guarded(service, Pay(f"o-{uuid.uuid4().hex}", user, 4_000))
+        assert await app.assert_ledger_consistent(user) == 10_000
+        assert await app.payment_count(user) == 0
+
+
+async def test_write_with_a_stale_fencing_token_is_refused():
+    async with running_payment_app(lock_lease_seconds=0.3) as app:
+        user = await app.new_wallet(balance=10_000)
+        service = app.parts.service
+        stale = await app.parts.locks.lock(f"wallet:{user}").try_lock(1, lease_time=0.3)
+        # The lease runs out while its holder is paused; another payment takes the lock.
+        fresh = LockService(app.parts.redis)
+        async with fresh.hold(f"wallet:{user}", wait_time=5) as newer:
+            assert newer.token > stale.token
+            async with service.unit_of_work(newer) as uow:
+                wallet = await uow.wallets.get(user)
+                await uow.wallets.update_balance(wallet, wallet.debited(1_000), service.clock())
+                await uow.commit()
+        async with service.unit_of_work(stale) as uow:
+            wallet = await uow.wallets.get(user)
+            with pytest.raises(ConcurrentUpdate):
+                await uow.wallets.update_balance(wallet, wallet.debited(500), service.clock())
+        [(balance, token)] = await app.query(
+            "SELECT balance, fence_token FROM wallets WHERE user_id = %s", user
+        )
+        assert (balance, token) == (9_000, newer.token)
+        await fresh.close()

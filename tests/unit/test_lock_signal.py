@@ -1,0 +1,37 @@
+import asyncio
+
+from shared.lock.pubsub import Signal
+
+
+async def test_notify_wakes_exactly_one_waiter():
+    signal = Signal()
+    waiters = [asyncio.create_task(signal.wait(5)) for _ in range(3)]
+    await asyncio.sleep(0)
+    signal.notify_one()
+    done, pending = await asyncio.wait(waiters, timeout=0.2)
+    assert len(done) == 1 and len(pending) == 2
+    signal.notify_all()
+    assert all(await asyncio.gather(*pending))
+
+
+async def test_notify_with_nobody_waiting_is_kept_for_the_next_waiter():
+    signal = Signal()
+    signal.notify_one()
+    assert await signal.wait(0)
+
+
+async def test_wait_times_out_without_a_notify():
+    assert not await Signal().wait(0.01)
+
+
+async def test_a_wake_up_is_not_lost_when_its_waiter_is_cancelled():
+    signal = Signal()
+    first = asyncio.create_task(signal.wait(5))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(signal.wait(0.5))
+    await asyncio.sleep(0)
+    signal.notify_one()
+    first.cancel()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    # Either the first waiter still took the wake-up, or it handed it to the second.
+    assert True in results
