@@ -23,7 +23,7 @@ KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
 INFRA_WAIT_SECONDS=${INFRA_WAIT_SECONDS:-90}
-DATABASES=${MOCKPAY_DATABASES:-"mockpay_payment mockpay_points mockpay_payment_test mockpay_points_test"}
+DATABASES=${MOCKPAY_DATABASES:-"mockpay_payment mockpay_points mockpay_payment_test mockpay_points_test mockpay_bench"}
 
 MARIADB_DIR=$STATE/mariadb
 REDIS_DIR=$STATE/redis

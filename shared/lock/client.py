@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import scripts
 from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
+from shared.lock.local_queue import LocalQueue, Turn
 from shared.lock.pubsub import LockSubscriptions, Subscription
 
 log = logging.getLogger(__name__)
@@ -56,33 +57,6 @@ class Lease:
             raise LockLostError(f"lease of lock {self.name!r} ran out while held")
 
 
-class _LocalQueue:
-    """An asyncio.Lock per lock name, dropped when nobody uses it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, name: str, timeout: float | None) -> AsyncIterator[None]:
-        lock, users = self._locks.get(name, (asyncio.Lock(), 0))
-        self._locks[name] = (lock, users + 1)
-        try:
-            try:
-                await asyncio.wait_for(lock.acquire(), timeout)
-            except TimeoutError:
-                raise LockTimeout(f"lock {name!r} not acquired within {timeout}s") from None
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            lock, users = self._locks[name]
-            if users == 1:
-                del self._locks[name]
-            else:
-                self._locks[name] = (lock, users - 1)
-
-
 class LockService:
     """Creates locks over one Redis client; owns the pub/sub connection and the watchdogs."""
 
@@ -100,13 +74,14 @@ class LockService:
         self.local_queue = local_queue
         self.instance_id = uuid.uuid4().hex
         self.subscriptions = LockSubscriptions(redis)
-        self._queue = _LocalQueue()
+        self._queue: LocalQueue[Lease] = LocalQueue()
         self._task_ids: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
         self.leases: dict[tuple[str, str], Lease] = {}
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._release = redis.register_script(scripts.RELEASE)
         self._renew = redis.register_script(scripts.RENEW)
         self._force_release = redis.register_script(scripts.FORCE_RELEASE)
+        self._hand_over = redis.register_script(scripts.HAND_OVER)
 
     def lock(self, name: str) -> "RedisLock":
         return RedisLock(self, name)
@@ -115,23 +90,52 @@ class LockService:
     async def hold(
         self, name: str, wait_time: float | None, lease_time: float | None = None
     ) -> AsyncIterator[Lease]:
-        """Hold `name` for the block; LockTimeout if it is not free within `wait_time`."""
+        """Hold `name` for the block; LockTimeout if it is not free within `wait_time`.
+
+        On leaving, a lock found already lost is logged, not raised: the block has finished,
+        and the fencing token is what protected its writes.
+        """
         lock = self.lock(name)
-        deadline = None if wait_time is None else time.monotonic() + wait_time
-        queue_turn = (
-            self._queue.turn(name, wait_time)
-            if self.local_queue and lock.held_by_current_task() is None
-            else contextlib.nullcontext()
-        )
-        async with queue_turn:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            lease = await lock.try_lock(remaining, lease_time)
+        if not self.local_queue or lock.held_by_current_task() is not None:
+            lease = await lock.try_lock(wait_time, lease_time)
             if lease is None:
                 raise LockTimeout(f"lock {name!r} not acquired within {wait_time}s")
             try:
                 yield lease
             finally:
-                await lock.unlock()
+                await _finish(lock.pass_on(lease, None, lease_time))
+            return
+        async with self._queued(lock, wait_time, lease_time) as lease:
+            yield lease
+
+    @contextlib.asynccontextmanager
+    async def _queued(
+        self, lock: "RedisLock", wait_time: float | None, lease_time: float | None
+    ) -> AsyncIterator[Lease]:
+        deadline = None if wait_time is None else time.monotonic() + wait_time
+
+        async def leave(lease: Lease | None) -> None:
+            handed = None
+            try:
+                if lease is not None:
+                    successor = self._queue.reserve_next(lock.name)
+                    handed = await lock.pass_on(lease, successor, lease_time)
+            finally:
+                self._queue.leave(lock.name, handed)
+
+        try:
+            lease = await self._queue.enter(lock.name, self.owner_id(), wait_time, leave)
+        except TimeoutError:
+            raise LockTimeout(f"lock {lock.name!r} not acquired within {wait_time}s") from None
+        try:
+            if lease is None:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                lease = await lock.try_lock(remaining, lease_time)
+                if lease is None:
+                    raise LockTimeout(f"lock {lock.name!r} not acquired within {wait_time}s")
+            yield lease
+        finally:
+            await _finish(leave(lease))
 
     def current_owner(self) -> str | None:
         task = asyncio.current_task()
@@ -156,6 +160,16 @@ class LockService:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def _finish(step: Awaitable[object]) -> None:
+    """Run a release step to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 class RedisLock:
@@ -256,17 +270,48 @@ class RedisLock:
                 lease.lost.set()
                 return
 
+    async def pass_on(
+        self, lease: Lease, successor: Turn[Lease] | None, lease_time: float | None
+    ) -> Lease | None:
+        """Release one hold of `lease`, handing the lock to `successor` when it can.
+
+        Returns the successor's lease, or None when the lock was released (or found lost,
+        which is logged: the holder's writes were guarded by its fencing token).
+        """
+        if lease.holds > 1:
+            lease.holds -= 1
+            await self._release(lease)
+            return None
+        self._forget(lease)
+        if successor is not None:
+            token = await self.service._hand_over(
+                keys=[self.key, self.fence_key],
+                args=[lease.lease_ms, lease.owner, successor.owner, FENCE_COUNTER_TTL_MS],
+            )
+            if token:
+                return self._held(successor.owner, int(token), lease.lease_ms, lease_time)
+        if await self._release(lease) == -1:
+            log.warning("lock %r was already lost when its holder released it", self.name)
+        return None
+
+    async def _release(self, lease: Lease) -> int:
+        return int(
+            await self.service._release(
+                keys=[self.key, self.channel], args=[lease.lease_ms, lease.owner]
+            )
+        )
+
     async def unlock(self) -> None:
         """Release one hold; raises LockNotOwnedError, touching nothing, if not ours."""
         owner = self.service.owner_id()
         lease = self.service.leases.get((self.key, owner))
-        lease_ms = lease.lease_ms if lease else int(self.service.watchdog_timeout * 1000)
-        if lease is not None and lease.holds == 1:
+        if lease is None:
+            lease = Lease(self.name, owner, 0, int(self.service.watchdog_timeout * 1000))
+        elif lease.holds == 1:
             self._forget(lease)
-        result = await self.service._release(keys=[self.key, self.channel], args=[lease_ms, owner])
-        if lease is not None and lease.holds > 1:
+        else:
             lease.holds -= 1
-        if result == -1:
+        if await self._release(lease) == -1:
             raise LockNotOwnedError(f"lock {self.name!r} is not held by this task")
 
     def _forget(self, lease: Lease) -> None:

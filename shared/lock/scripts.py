@@ -59,3 +59,18 @@ if redis.call('del', KEYS[1]) == 1 then
 end
 return 0
 """
+
+HAND_OVER = """
+-- KEYS[1] lock hash, KEYS[2] fence counter; ARGV[1] lease ms, ARGV[2] owner, ARGV[3] next owner,
+-- ARGV[4] fence ttl ms. Passes a lock held once by owner to next owner with a new token;
+-- 0 when owner does not hold it (expired, taken away, or re-entered).
+if tonumber(redis.call('hget', KEYS[1], ARGV[2])) ~= 1 then
+  return 0
+end
+local token = redis.call('incr', KEYS[2])
+redis.call('pexpire', KEYS[2], ARGV[4])
+redis.call('hdel', KEYS[1], ARGV[2])
+redis.call('hset', KEYS[1], ARGV[3], 1, '#fence', token)
+redis.call('pexpire', KEYS[1], ARGV[1])
+return token
+"""

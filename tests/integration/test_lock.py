@@ -220,3 +220,66 @@ async def test_hold_raises_lock_timeout_when_the_wait_runs_out(redis):
     await holder.lock("busy").unlock()
     await holder.close()
     await other.close()
+
+
+async def test_local_hand_over_gives_every_holder_a_newer_token(redis):
+    locks = service(redis)
+    tokens: list[int] = []
+
+    async def take() -> None:
+        async with locks.hold("handed", wait_time=10) as lease:
+            tokens.append(lease.token)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(take() for _ in range(30)))
+    assert tokens == sorted(tokens) and len(set(tokens)) == 30
+    assert not await locks.lock("handed").is_locked()
+    await locks.close()
+
+
+async def test_local_waiters_time_out_and_cancel_without_stranding_the_lock(redis):
+    locks = service(redis)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold("queue", wait_time=1):
+            await release.wait()
+
+    async def waiter(wait_time: float) -> str:
+        async with locks.hold("queue", wait_time=wait_time):
+            return "held"
+
+    first = asyncio.create_task(holder())
+    await wait_until(lambda: locks.lock("queue").is_locked())
+    impatient = asyncio.create_task(waiter(0.1))
+    cancelled = asyncio.create_task(waiter(30))
+    patient = asyncio.create_task(waiter(30))
+    with pytest.raises(LockTimeout):
+        await impatient
+    cancelled.cancel()
+    release.set()
+    await first
+    assert await patient == "held"
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await wait_until(lambda: _gone(locks, "queue"))
+    assert await waiter(1) == "held"
+    await locks.close()
+
+
+async def test_cancelling_the_holder_releases_the_lock(redis):
+    locks = service(redis)
+    entered = asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold("cancelled-holder", wait_time=1):
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(holder())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not await locks.lock("cancelled-holder").is_locked()
+    await locks.close()

@@ -1,0 +1,215 @@
+"""Lock strategies on one hot wallet: `make bench-lock` (python -m bench.lock --help).
+
+Every strategy debits one wallet from N concurrent payers. The locks guard a read-modify-write
+(SELECT the balance, UPDATE it to the new value, COMMIT); SELECT ... FOR UPDATE does the same
+with a row lock; the conditional UPDATE needs no read; the no-lock read-modify-write shows
+the lost updates the seed started from. Each is compared with the database's own ceiling:
+a serial loop of one conditional UPDATE + COMMIT. Redis commands are
+counted from INFO commandstats deltas: script calls (EVALSHA/EVAL, each once), SET (the
+polling lock's acquire), SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
+"""
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiomysql
+from redis.asyncio import Redis
+
+from bench.report import percentile, print_table, write_json
+from shared import db
+from shared.lock import LockService
+from shared.redis_client import create_redis
+from shared.settings import ServiceSettings
+
+COUNTED_COMMANDS = ("evalsha", "eval", "set", "subscribe", "unsubscribe", "publish")
+START_BALANCE = 10**15
+AMOUNT = 1
+SCHEMA = "CREATE TABLE IF NOT EXISTS bench_wallets (id INT PRIMARY KEY, balance BIGINT NOT NULL)"
+
+Debit = Callable[[aiomysql.Connection], Awaitable[None]]
+
+
+async def read_modify_write(conn: aiomysql.Connection, for_update: bool = False) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT balance FROM bench_wallets WHERE id = 1" + (" FOR UPDATE" if for_update else "")
+        )
+        (balance,) = await cur.fetchone()
+        await cur.execute("UPDATE bench_wallets SET balance = %s WHERE id = 1", (balance - AMOUNT,))
+    await conn.commit()
+
+
+async def conditional_update(conn: aiomysql.Connection) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "UPDATE bench_wallets SET balance = balance - %s WHERE id = 1 AND balance >= %s",
+            (AMOUNT, AMOUNT),
+        )
+    await conn.commit()
+
+
+@dataclass
+class Strategy:
+    name: str
+    pay: Callable[[int], Awaitable[None]]  # payer index -> one payment
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def strategies(pool: aiomysql.Pool, redis: Redis) -> list[Callable[[], Strategy]]:
+    async def with_conn(debit: Debit) -> None:
+        async with pool.acquire() as conn:
+            await debit(conn)
+
+    def pubsub_lock(name: str, replicas: int, local_queue: bool) -> Callable[[], Strategy]:
+        def make() -> Strategy:
+            services = [LockService(redis, local_queue=local_queue) for _ in range(replicas)]
+
+            async def pay(payer: int) -> None:
+                async with services[payer % replicas].hold("bench:wallet:1", wait_time=600):
+                    await with_conn(read_modify_write)
+
+            async def close() -> None:
+                for service in services:
+                    await service.close()
+
+            return Strategy(name, pay, close)
+
+        return make
+
+    def polling_lock() -> Strategy:
+        async def pay(payer: int) -> None:
+            async with redis.lock("bench:polling:wallet:1", timeout=30, blocking_timeout=600):
+                await with_conn(read_modify_write)
+
+        return Strategy("redis-py Lock (polls every 0.1 s)", pay)
+
+    def simple(name: str, debit: Debit) -> Callable[[], Strategy]:
+        async def pay(payer: int) -> None:
+            await with_conn(debit)
+
+        return lambda: Strategy(name, pay)
+
+    async def for_update(conn: aiomysql.Connection) -> None:
+        await read_modify_write(conn, for_update=True)
+
+    return [
+        pubsub_lock("pub/sub lock (Redisson behaviour)", 1, local_queue=False),
+        pubsub_lock("pub/sub lock + local queue (default)", 1, local_queue=True),
+        pubsub_lock("pub/sub lock + local queue, 4 replicas", 4, local_queue=True),
+        polling_lock,
+        simple("SELECT ... FOR UPDATE", for_update),
+        simple("conditional UPDATE, no lock", conditional_update),
+        simple("no lock read-modify-write (the seed's bug)", read_modify_write),
+    ]
+
+
+async def reset_wallet(pool: aiomysql.Pool) -> None:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(SCHEMA)
+        await cur.execute("DELETE FROM bench_wallets")
+        await cur.execute("INSERT INTO bench_wallets VALUES (1, %s)", (START_BALANCE,))
+        await conn.commit()
+
+
+async def wallet_balance(pool: aiomysql.Pool) -> int:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT balance FROM bench_wallets WHERE id = 1")
+        (balance,) = await cur.fetchone()
+        await conn.rollback()
+        return balance
+
+
+async def command_counts(redis: Redis) -> dict[str, int]:
+    stats = await redis.info("commandstats")
+    return {
+        name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in COUNTED_COMMANDS
+    }
+
+
+async def database_ceiling(pool: aiomysql.Pool, payments: int) -> float:
+    await reset_wallet(pool)
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        started = time.perf_counter()
+        for _ in range(payments):
+            await cur.execute(
+                "UPDATE bench_wallets SET balance = balance - 1 WHERE id = 1 AND balance >= 1"
+            )
+            await conn.commit()
+        return payments / (time.perf_counter() - started)
+
+
+async def run_one(
+    make: Callable[[], Strategy], pool: aiomysql.Pool, redis: Redis, payers: int, per_payer: int
+) -> dict:
+    await reset_wallet(pool)
+    strategy = make()
+    latencies: list[float] = []
+
+    async def payer(index: int) -> None:
+        for _ in range(per_payer):
+            started = time.perf_counter()
+            await strategy.pay(index)
+            latencies.append(time.perf_counter() - started)
+
+    before = await command_counts(redis)
+    started = time.perf_counter()
+    await asyncio.gather(*(payer(i) for i in range(payers)))
+    wall = time.perf_counter() - started
+    after = await command_counts(redis)
+    if strategy.close:
+        await strategy.close()
+    balance = await wallet_balance(pool)
+    payments = payers * per_payer
+    commands = sum(after[name] - before[name] for name in COUNTED_COMMANDS)
+    return {
+        "strategy": strategy.name,
+        "payers": payers,
+        "payments": payments,
+        "wall_s": round(wall, 3),
+        "payments_per_s": round(payments / wall, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        "lost_updates": payments - (START_BALANCE - balance) // AMOUNT,
+        "redis_cmds_per_payment": round(commands / payments, 2),
+        "redis_cmds": {name: after[name] - before[name] for name in COUNTED_COMMANDS},
+    }
+
+
+async def main(payer_counts: list[int], payments: int, skip_polling: bool) -> None:
+    settings = ServiceSettings(mysql_pool_max=120)
+    pool = await db.create_pool(settings, os.environ.get("BENCH_MYSQL_DATABASE", "mockpay_bench"))
+    redis = create_redis(settings, max_connections=1000)
+    ceiling = await database_ceiling(pool, payments)
+    rows: list[dict] = []
+    for payers in payer_counts:
+        per_payer = max(1, payments // payers)
+        for make in strategies(pool, redis):
+            if skip_polling and make.__name__ == "polling_lock":
+                continue
+            row = await run_one(make, pool, redis, payers, per_payer)
+            row["x_db_ceiling"] = round(row["payments_per_s"] / ceiling, 2)
+            rows.append(row)
+            print(f"  done: {row['strategy']} with {payers} payers", flush=True)
+    await redis.aclose()
+    await db.close_pool(pool)
+    columns = [
+        "strategy", "payers", "payments", "wall_s", "payments_per_s", "x_db_ceiling",
+        "p50_ms", "p99_ms", "lost_updates", "redis_cmds_per_payment",
+    ]  # fmt: skip
+    print(f"\nDatabase ceiling (serial conditional UPDATE + COMMIT): {ceiling:.0f} /s\n")
+    print_table(rows, columns)
+    path = write_json("lock", {"db_ceiling_per_s": round(ceiling, 1), "runs": rows})
+    print(f"\nJSON: {path}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--payers", type=int, nargs="+", default=[150, 500])
+    parser.add_argument("--payments", type=int, default=3000, help="per strategy and payer count")
+    parser.add_argument("--skip-polling", action="store_true", help="leave out redis-py's Lock")
+    args = parser.parse_args()
+    asyncio.run(main(args.payers, args.payments, args.skip_polling))
