@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class ServiceSettings(BaseSettings):
+class BaseServiceSettings(BaseSettings):
     """Read from the environment first, then from the repo's `.env` (written by `make up`)."""
 
     model_config = SettingsConfigDict(
@@ -17,6 +17,10 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = "INFO"
     retry_after_seconds: int = 1
+
+
+class ServiceSettings(BaseServiceSettings):
+    """A service that keeps data: MariaDB, Redis and Kafka addresses."""
 
     mysql_host: str = "127.0.0.1"
     mysql_port: int = 3306

@@ -1,0 +1,1 @@
+"""The bank gateway: the external bank behind a circuit breaker; fake_bank/ fakes the bank."""

@@ -1,0 +1,136 @@
+"""The bank gateway's FastAPI application: transfers through the breaker, breaker admin."""
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from pydantic import BaseModel
+
+from services.bank_gateway.bank_client import (
+    BankClient,
+    BankDeclined,
+    BankFailed,
+    BankRejected,
+    BankTimedOut,
+)
+from services.bank_gateway.schemas import ID_PATTERN, TransferRequest
+from services.bank_gateway.settings import GatewaySettings
+from shared.breaker import CallNotPermitted, CircuitBreaker
+from shared.http import JsonResponse, bearer_checker, error_response, install_error_handlers
+
+log = logging.getLogger(__name__)
+
+
+class BreakerStateBody(BaseModel):
+    state: Literal["CLOSED", "FORCED_OPEN", "DISABLED"]
+
+
+def _bank(request: Request) -> BankClient:
+    return request.app.state.bank
+
+
+BankDep = Annotated[BankClient, Depends(_bank)]
+
+
+def _on_refused(_: Request, exc: Exception) -> JsonResponse:
+    assert isinstance(exc, CallNotPermitted)
+    retry_after = str(max(1, math.ceil(exc.retry_after)))
+    return error_response(
+        503, "BANK_UNAVAILABLE", f"{exc}; the bank is not called", {"Retry-After": retry_after}
+    )
+
+
+def _on_bank_error(_: Request, exc: Exception) -> JsonResponse:
+    if isinstance(exc, BankDeclined):
+        return error_response(402, "BANK_DECLINED", "the bank declined the transfer")
+    if isinstance(exc, BankTimedOut):
+        return error_response(504, "BANK_TIMEOUT", f"{exc}; the outcome is unknown")
+    if isinstance(exc, BankRejected):
+        return error_response(exc.status, "BANK_REJECTED", f"{exc}: {exc.body}")
+    return error_response(502, "BANK_ERROR", str(exc))
+
+
+router = APIRouter()
+
+
+@router.post("/transfers", status_code=201)
+async def transfer(body: TransferRequest, bank: BankDep) -> JsonResponse:
+    """Move money at the bank, idempotent by transfer_id; 503 fast when the circuit is open."""
+    result = await bank.transfer(body)
+    return JsonResponse({"transfer_id": body.transfer_id, "status": result["status"]}, 201)
+
+
+@router.get("/transfers/{transfer_id}")
+async def get_transfer(
+    transfer_id: Annotated[str, Path(pattern=ID_PATTERN)], bank: BankDep
+) -> JsonResponse:
+    """The bank's record of a transfer, for reconciliation."""
+    record = await bank.get_transfer(transfer_id)
+    if record is None:
+        return error_response(404, "TRANSFER_NOT_FOUND", f"the bank has no {transfer_id!r}")
+    return JsonResponse(record)
+
+
+@router.get("/circuit-breaker")
+async def breaker_state(bank: BankDep) -> JsonResponse:
+    """The breaker's state and its window's figures."""
+    return JsonResponse(bank.breaker.metrics())
+
+
+@router.put("/circuit-breaker")
+async def set_breaker_state(body: BreakerStateBody, bank: BankDep) -> JsonResponse:
+    """Operators: force the breaker open, disable it, or reset it to CLOSED."""
+    actions = {
+        "CLOSED": bank.breaker.reset,
+        "FORCED_OPEN": bank.breaker.force_open,
+        "DISABLED": bank.breaker.disable,
+    }
+    actions[body.state]()
+    return JsonResponse(bank.breaker.metrics())
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(
+            settings.bank_read_timeout_seconds, connect=settings.bank_connect_timeout_seconds
+        )
+        limits = httpx.Limits(max_connections=settings.bank_max_connections)
+        async with httpx.AsyncClient(
+            base_url=settings.bank_url, timeout=timeout, limits=limits
+        ) as http:
+            breaker = CircuitBreaker("bank", settings.breaker_config())
+            app.state.bank = BankClient(http, breaker)
+            app.state.http = http
+            yield
+
+    app = FastAPI(
+        title="Mock-Pay bank gateway",
+        description="The external bank behind a Resilience4j-style circuit breaker.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app, settings.retry_after_seconds)
+    app.add_exception_handler(CallNotPermitted, _on_refused)
+    for exc_class in (BankDeclined, BankTimedOut, BankRejected, BankFailed):
+        app.add_exception_handler(exc_class, _on_bank_error)
+
+    @app.get("/health")
+    async def health(request: Request) -> JsonResponse:
+        """200 when the bank answers its health check, 503 otherwise."""
+        try:
+            answer = await request.app.state.http.get("/health", timeout=2.0)
+            healthy = answer.status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        return JsonResponse(
+            {"status": "ok" if healthy else "unavailable", "bank": "up" if healthy else "down"},
+            status_code=200 if healthy else 503,
+        )
+
+    token = settings.bank_gateway_token.get_secret_value()
+    app.include_router(router, dependencies=[Depends(bearer_checker([token]))])
+    return app
