@@ -5,10 +5,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiomysql
+import httpx
 from redis.asyncio import Redis
 
+from services.payment.adapters.bank import GatewayBank
 from services.payment.adapters.uow import MySqlUnitOfWork
-from services.payment.service_layer.handlers import Locking, PaymentService
+from services.payment.service_layer.base import Locking
+from services.payment.service_layer.charges import ChargeService
+from services.payment.service_layer.handlers import PaymentService
+from services.payment.service_layer.reconciler import Reconciler
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.idempotency import IdempotencyStore
@@ -28,8 +33,14 @@ class Components:
     locks: LockService
     service: PaymentService
     idempotency: IdempotencyStore
+    charges: ChargeService
+    charge_idempotency: IdempotencyStore
+    bank_http: httpx.AsyncClient
+    reconciler: Reconciler
 
     async def close(self) -> None:
+        await self.reconciler.stop()
+        await self.bank_http.aclose()
         await self.locks.close()
         await self.redis.aclose()
         await db.close_pool(self.pool)
@@ -51,19 +62,47 @@ async def bootstrap(settings: PaymentSettings, migrate: bool = True) -> Componen
         watchdog_timeout=settings.lock_watchdog_seconds,
         local_queue=settings.lock_local_queue,
     )
-    service = PaymentService(
-        build_locking(settings, locks),
-        lambda token, row_locks: MySqlUnitOfWork(pool, token, row_locks),
+    locking = build_locking(settings, locks)
+
+    def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
+        return MySqlUnitOfWork(pool, token, row_locks)
+
+    def idempotency_store(namespace: str) -> IdempotencyStore:
+        return IdempotencyStore(
+            redis,
+            namespace,
+            settings.idempotency_ttl_seconds,
+            settings.idempotency_running_ttl_seconds,
+        )
+
+    bank_http = httpx.AsyncClient(
+        base_url=settings.bank_gateway_url,
+        timeout=settings.bank_gateway_timeout_seconds,
+        headers={"Authorization": f"Bearer {settings.bank_gateway_token.get_secret_value()}"},
     )
-    idempotency = IdempotencyStore(
-        redis,
-        "payments",
-        settings.idempotency_ttl_seconds,
-        settings.idempotency_running_ttl_seconds,
+    charges = ChargeService(locking, unit_of_work, GatewayBank(bank_http))
+    reconciler = Reconciler(
+        charges,
+        settings.charge_reconcile_interval_seconds,
+        settings.charge_reconcile_min_age_seconds,
+        settings.charge_reconcile_give_up_seconds,
+        settings.charge_reconcile_batch,
     )
+    reconciler.start()
     log.info(
         "payment service wired: database %s, lock strategy %s",
         settings.payment_mysql_database,
         settings.payment_lock_strategy,
     )
-    return Components(settings, pool, redis, locks, service, idempotency)
+    return Components(
+        settings,
+        pool,
+        redis,
+        locks,
+        PaymentService(locking, unit_of_work),
+        idempotency_store("payments"),
+        charges,
+        idempotency_store("charges"),
+        bank_http,
+        reconciler,
+    )

@@ -20,6 +20,14 @@ class PaymentSettings(ServiceSettings):
     lock_watchdog_seconds: float = 30.0
     lock_local_queue: bool = True
 
+    bank_gateway_url: str = "http://127.0.0.1:8001"
+    bank_gateway_token: SecretStr
+    bank_gateway_timeout_seconds: float = 5.0  # above the gateway's own bank read timeout
+    charge_reconcile_interval_seconds: float = 2.0
+    charge_reconcile_min_age_seconds: float = 10.0
+    charge_reconcile_give_up_seconds: float = 120.0
+    charge_reconcile_batch: int = 100
+
     idempotency_ttl_seconds: int = 24 * 3600
     idempotency_running_ttl_seconds: int = 60
 

@@ -3,13 +3,14 @@
 from datetime import datetime
 
 from services.payment.adapters.repository import (
+    ChargeRepository,
     LedgerRepository,
     PaymentRepository,
     WalletRepository,
 )
 from services.payment.adapters.uow import UnitOfWork
 from services.payment.domain.errors import ConcurrentUpdate
-from services.payment.domain.model import LedgerEntry, Payment, Wallet
+from services.payment.domain.model import Charge, ChargeStatus, LedgerEntry, Payment, Wallet
 
 
 class FakeStore:
@@ -19,6 +20,7 @@ class FakeStore:
         self.wallets: dict[str, Wallet] = {}
         self.payments: dict[str, Payment] = {}
         self.ledger: list[LedgerEntry] = []
+        self.charges: dict[str, Charge] = {}
 
 
 class FakeWallets(WalletRepository):
@@ -65,6 +67,35 @@ class FakeLedger(LedgerRepository):
         self.staged.append(entry)
 
 
+class FakeCharges(ChargeRepository):
+    def __init__(self, staged: dict[str, Charge]) -> None:
+        self.staged = staged
+
+    async def get(self, charge_id: str) -> Charge | None:
+        return self.staged.get(charge_id)
+
+    async def add(self, charge: Charge) -> bool:
+        if charge.charge_id in self.staged:
+            return False
+        self.staged[charge.charge_id] = charge
+        return True
+
+    async def move(self, before: Charge, after: Charge, now: datetime) -> bool:
+        current = self.staged.get(before.charge_id)
+        if current is None or current.status is not before.status:
+            return False
+        self.staged[before.charge_id] = after
+        return True
+
+    async def pending(self, created_before: datetime, limit: int) -> list[Charge]:
+        found = [
+            c
+            for c in self.staged.values()
+            if c.status is ChargeStatus.PENDING and c.created_at < created_before
+        ]
+        return found[:limit]
+
+
 class FakeUnitOfWork(UnitOfWork):
     """Stages changes on copies; commit() publishes them to the store."""
 
@@ -73,12 +104,14 @@ class FakeUnitOfWork(UnitOfWork):
         self.wallets = FakeWallets(dict(store.wallets))
         self.payments = FakePayments(dict(store.payments))
         self.ledger = FakeLedger(list(store.ledger))
+        self.charges = FakeCharges(dict(store.charges))
         self.committed = False
 
     async def commit(self) -> None:
         self.store.wallets = self.wallets.staged
         self.store.payments = self.payments.staged
         self.store.ledger = self.ledger.staged
+        self.store.charges = self.charges.staged
         self.committed = True
 
     async def rollback(self) -> None:

@@ -11,7 +11,15 @@ from datetime import datetime
 from aiomysql import Cursor
 
 from services.payment.domain.errors import ConcurrentUpdate
-from services.payment.domain.model import LedgerEntry, Payment, PaymentStatus, Wallet
+from services.payment.domain.model import (
+    Charge,
+    ChargeStatus,
+    FailureReason,
+    LedgerEntry,
+    Payment,
+    PaymentStatus,
+    Wallet,
+)
 
 
 class WalletRepository(abc.ABC):
@@ -43,6 +51,22 @@ class PaymentRepository(abc.ABC):
 class LedgerRepository(abc.ABC):
     @abc.abstractmethod
     async def add(self, entry: LedgerEntry, now: datetime) -> None: ...
+
+
+class ChargeRepository(abc.ABC):
+    @abc.abstractmethod
+    async def get(self, charge_id: str) -> Charge | None: ...
+
+    @abc.abstractmethod
+    async def add(self, charge: Charge) -> bool:
+        """Record a new charge; False when the charge_id exists already."""
+
+    @abc.abstractmethod
+    async def move(self, before: Charge, after: Charge, now: datetime) -> bool:
+        """Change the charge's state only if it is still `before`'s; True if it did."""
+
+    @abc.abstractmethod
+    async def pending(self, created_before: datetime, limit: int) -> list[Charge]: ...
 
 
 class MySqlWallets(WalletRepository):
@@ -159,3 +183,62 @@ class MySqlLedger(LedgerRepository):
                 now,
             ),
         )
+
+
+_CHARGE_COLUMNS = "charge_id, user_id, amount, status, created_at, failure_reason, balance_after"
+
+
+def _charge(row: tuple | None) -> Charge | None:
+    if row is None:
+        return None
+    reason = FailureReason(row[5]) if row[5] else None
+    return Charge(row[0], row[1], row[2], ChargeStatus(row[3]), row[4], reason, row[6])
+
+
+class MySqlCharges(ChargeRepository):
+    def __init__(self, cur: Cursor) -> None:
+        self.cur = cur
+
+    async def get(self, charge_id: str) -> Charge | None:
+        await self.cur.execute(
+            f"SELECT {_CHARGE_COLUMNS} FROM charges WHERE charge_id = %s", (charge_id,)
+        )
+        return _charge(await self.cur.fetchone())
+
+    async def add(self, charge: Charge) -> bool:
+        await self.cur.execute(
+            "INSERT INTO charges (charge_id, user_id, amount, status, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE charge_id = charge_id",
+            (
+                charge.charge_id,
+                charge.user_id,
+                charge.amount,
+                charge.status.value,
+                charge.created_at,
+                charge.created_at,
+            ),
+        )
+        return self.cur.rowcount == 1
+
+    async def move(self, before: Charge, after: Charge, now: datetime) -> bool:
+        await self.cur.execute(
+            "UPDATE charges SET status = %s, failure_reason = %s, balance_after = %s,"
+            " updated_at = %s WHERE charge_id = %s AND status = %s",
+            (
+                after.status.value,
+                after.failure_reason.value if after.failure_reason else None,
+                after.balance_after,
+                now,
+                before.charge_id,
+                before.status.value,
+            ),
+        )
+        return self.cur.rowcount == 1
+
+    async def pending(self, created_before: datetime, limit: int) -> list[Charge]:
+        await self.cur.execute(
+            f"SELECT {_CHARGE_COLUMNS} FROM charges WHERE status = 'PENDING'"
+            " AND created_at < %s ORDER BY created_at LIMIT %s",
+            (created_before, limit),
+        )
+        return [c for c in map(_charge, await self.cur.fetchall()) if c is not None]

@@ -8,7 +8,9 @@ from types import TracebackType
 import aiomysql
 
 from services.payment.adapters.repository import (
+    ChargeRepository,
     LedgerRepository,
+    MySqlCharges,
     MySqlLedger,
     MySqlPayments,
     MySqlWallets,
@@ -22,6 +24,7 @@ class UnitOfWork(abc.ABC):
     wallets: WalletRepository
     payments: PaymentRepository
     ledger: LedgerRepository
+    charges: ChargeRepository
 
     async def __aenter__(self) -> "UnitOfWork":
         return self
@@ -53,15 +56,12 @@ class MySqlUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> "MySqlUnitOfWork":
         self._conn = await self.pool.acquire()
-        try:
-            await self._conn.begin()
-            cur = await self._conn.cursor()
-        except BaseException:
-            self._discard()
-            raise
+        # autocommit is off: the transaction begins with the first statement, no BEGIN trip.
+        cur = await self._conn.cursor()
         self.wallets = MySqlWallets(cur, self.fence_token, self.row_locks)
         self.payments = MySqlPayments(cur)
         self.ledger = MySqlLedger(cur)
+        self.charges = MySqlCharges(cur)
         return self
 
     async def __aexit__(

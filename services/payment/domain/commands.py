@@ -20,3 +20,10 @@ class CreditWallet:
     user_id: str
     amount: int
     reference: str
+
+
+@dataclass(frozen=True)
+class ChargeWallet:
+    charge_id: str
+    user_id: str
+    amount: int

@@ -43,3 +43,31 @@ class ConcurrentUpdate(DomainError):
 
     def __init__(self, user_id: str) -> None:
         super().__init__(f"wallet {user_id!r} changed under a stale lock; nothing was written")
+
+
+class BankProblem(DomainError):
+    pass
+
+
+class ChargeDeclined(BankProblem):
+    def __init__(self, charge_id: str) -> None:
+        super().__init__(f"the bank declined charge {charge_id!r}")
+
+
+class BankUnavailable(BankProblem):
+    retriable = True
+
+    def __init__(self, detail: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"the bank is unavailable ({detail}); nothing was moved")
+        self.retry_after = retry_after
+
+
+class BankError(BankProblem):
+    retriable = True
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the bank failed ({detail}); the charge will be reconciled")
+
+
+class BankOutcomeUnknown(BankProblem):
+    retriable = True

@@ -20,6 +20,23 @@ class LedgerKind(StrEnum):
     PAYMENT = "PAYMENT"
     REFUND = "REFUND"
     CREDIT = "CREDIT"
+    CHARGE = "CHARGE"
+
+
+class ChargeStatus(StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class FailureReason(StrEnum):
+    DECLINED = "DECLINED"  # final: the bank said no
+    BANK_UNAVAILABLE = "BANK_UNAVAILABLE"  # the bank was never asked; a retry may run it
+    NOT_AT_BANK = "NOT_AT_BANK"  # the bank never received it; a retry may run it
+
+    @property
+    def retriable(self) -> bool:
+        return self is not FailureReason.DECLINED
 
 
 @dataclass(frozen=True)
@@ -71,3 +88,35 @@ class LedgerEntry:
     kind: LedgerKind
     reference: str
     balance_after: int
+
+
+@dataclass(frozen=True)
+class Charge:
+    """Money from the user's bank account into the wallet, once per charge_id."""
+
+    charge_id: str
+    user_id: str
+    amount: int
+    status: ChargeStatus
+    created_at: datetime
+    failure_reason: FailureReason | None = None
+    balance_after: int | None = None
+
+    def same_request(self, user_id: str, amount: int) -> bool:
+        return self.user_id == user_id and self.amount == amount
+
+    @property
+    def retriable(self) -> bool:
+        """FAILED without the bank having moved money, so a retry may run it again."""
+        return self.status is ChargeStatus.FAILED and bool(
+            self.failure_reason and self.failure_reason.retriable
+        )
+
+    def succeeded(self, balance_after: int) -> "Charge":
+        return replace(self, status=ChargeStatus.SUCCEEDED, balance_after=balance_after)
+
+    def failed(self, reason: FailureReason) -> "Charge":
+        return replace(self, status=ChargeStatus.FAILED, failure_reason=reason)
+
+    def rearmed(self) -> "Charge":
+        return replace(self, status=ChargeStatus.PENDING, failure_reason=None)

@@ -6,6 +6,7 @@ from fastapi import Depends, Path, Request
 
 from services.payment.bootstrap import Components
 from services.payment.domain.model import ID_PATTERN
+from services.payment.service_layer.charges import ChargeService
 from services.payment.service_layer.handlers import PaymentService
 from shared.idempotency import IdempotencyStore
 
@@ -22,6 +23,16 @@ def idempotency_store(request: Request) -> IdempotencyStore:
     return components(request).idempotency
 
 
+def charge_service(request: Request) -> ChargeService:
+    return components(request).charges
+
+
+def charge_idempotency_store(request: Request) -> IdempotencyStore:
+    return components(request).charge_idempotency
+
+
+ChargeServiceDep = Annotated[ChargeService, Depends(charge_service)]
+ChargeIdempotencyDep = Annotated[IdempotencyStore, Depends(charge_idempotency_store)]
 ComponentsDep = Annotated[Components, Depends(components)]
 ServiceDep = Annotated[PaymentService, Depends(payment_service)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency_store)]

@@ -1,5 +1,7 @@
 """Domain and lock errors as HTTP answers (see ../shared/CONTRACT.md)."""
 
+import math
+
 from fastapi import FastAPI, Request
 
 from services.payment.domain import errors
@@ -13,6 +15,9 @@ STATUS_AND_CODE: dict[type[Exception], tuple[int, str]] = {
     errors.InsufficientBalance: (402, "INSUFFICIENT_BALANCE"),
     errors.IdempotencyKeyReused: (422, "IDEMPOTENCY_KEY_REUSED"),
     errors.ConcurrentUpdate: (503, "LOCK_TIMEOUT"),
+    errors.ChargeDeclined: (402, "BANK_DECLINED"),
+    errors.BankUnavailable: (503, "BANK_UNAVAILABLE"),
+    errors.BankError: (502, "BANK_ERROR"),
     LockTimeout: (503, "LOCK_TIMEOUT"),
     LockLostError: (503, "LOCK_TIMEOUT"),
 }
@@ -26,7 +31,8 @@ def status_and_body(exc: Exception) -> tuple[int, dict[str, str]]:
 def install(app: FastAPI, retry_after_seconds: int) -> None:
     async def on_error(_: Request, exc: Exception) -> JsonResponse:
         status, body = status_and_body(exc)
-        headers = {"Retry-After": str(retry_after_seconds)} if status == 503 else None
+        retry_after = math.ceil(getattr(exc, "retry_after", retry_after_seconds))
+        headers = {"Retry-After": str(max(1, retry_after))} if status == 503 else None
         return error_response(status, body["code"], body["message"], headers)
 
     for exc_class in STATUS_AND_CODE:

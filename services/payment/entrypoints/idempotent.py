@@ -1,7 +1,7 @@
 """Runs a request once per idempotency key and replays its stored answer after that.
 
-201 and 402 answers are stored; anything else (404, 422, 503, ...) releases the key so the
-client may retry. If Redis fails after the money moved, the answer still goes out: the
+201 and 402 answers are stored; anything else (202, 404, 422, 502, 503, ...) releases the
+key so the client may retry. If Redis fails after the money moved, the answer still goes out: the
 database's unique key replays it on a retry.
 """
 
@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.payment.domain.errors import InsufficientBalance
+from services.payment.domain.errors import ChargeDeclined, InsufficientBalance
 from services.payment.entrypoints.errors import status_and_body
 from shared.http import ApiError, JsonResponse
 from shared.idempotency import IdempotencyStore, InProgress, Mismatch, Replay, Started
@@ -18,7 +18,8 @@ from shared.infra_errors import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
-STORED_ERRORS = (InsufficientBalance,)
+STORED_ERRORS = (InsufficientBalance, ChargeDeclined)
+STORED_STATUSES = (201, 402)
 REPLAYED = {"Idempotent-Replayed": "true"}
 
 
@@ -26,10 +27,9 @@ async def run_once(
     store: IdempotencyStore,
     key: str,
     fingerprint: str,
-    action: Callable[[], Awaitable[tuple[dict[str, Any], bool]]],
-    success_status: int = 201,
+    action: Callable[[], Awaitable[tuple[int, dict[str, Any], bool]]],
 ) -> JsonResponse:
-    """`action` returns (body, replayed_from_database)."""
+    """`action` returns (status, body, replayed_from_database)."""
     decision = await store.begin(key, fingerprint)
     if isinstance(decision, Replay):
         return JsonResponse(decision.body, status_code=decision.status, headers=REPLAYED)
@@ -39,8 +39,7 @@ async def run_once(
         raise ApiError(422, "IDEMPOTENCY_KEY_REUSED", f"{key!r} was already used with another body")
     assert isinstance(decision, Started)
     try:
-        body, replayed = await action()
-        status = success_status
+        status, body, replayed = await action()
     except STORED_ERRORS as exc:
         status, body = status_and_body(exc)
         replayed = False
@@ -49,7 +48,10 @@ async def run_once(
             await store.release(decision)
         raise
     try:
-        await store.complete(decision, status, body)
+        if status in STORED_STATUSES:
+            await store.complete(decision, status, body)
+        else:
+            await store.release(decision)
     except DEPENDENCY_ERRORS as exc:
         log.warning("idempotency record for %r not stored (%r); the database backs it", key, exc)
     return JsonResponse(body, status_code=status, headers=REPLAYED if replayed else None)

@@ -5,16 +5,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.payment.domain.commands import CancelPayment, Pay
-from services.payment.domain.model import ID_PATTERN
-from services.payment.entrypoints.deps import ComponentsDep, IdempotencyDep, PathId, ServiceDep
+from services.payment.domain.commands import CancelPayment, ChargeWallet, Pay
+from services.payment.domain.model import ID_PATTERN, ChargeStatus
+from services.payment.entrypoints.deps import (
+    ChargeIdempotencyDep,
+    ChargeServiceDep,
+    ComponentsDep,
+    IdempotencyDep,
+    PathId,
+    ServiceDep,
+)
 from services.payment.entrypoints.idempotent import run_once
 from services.payment.entrypoints.schemas import (
+    ChargeBody,
+    ChargeRequest,
     ErrorBody,
     PaymentBody,
     PaymentRequest,
     WalletBody,
     WalletRequest,
+    charge_body,
     payment_body,
     wallet_body,
 )
@@ -23,7 +33,7 @@ from shared.http import JsonResponse
 from shared.idempotency import fingerprint
 from shared.infra_errors import DEPENDENCY_ERRORS
 
-ERRORS = {status: {"model": ErrorBody} for status in (401, 402, 404, 409, 413, 422, 503)}
+ERRORS = {status: {"model": ErrorBody} for status in (401, 402, 404, 409, 413, 422, 502, 503)}
 
 api = APIRouter(responses=ERRORS)
 public = APIRouter()
@@ -49,12 +59,28 @@ async def create_payment(
     """Pay an order from a wallet, once per order_id."""
     command = Pay(request.order_id, request.user_id, request.amount)
 
-    async def pay() -> tuple[dict, bool]:
+    async def pay() -> tuple[int, dict, bool]:
         result = await service.pay(command)
-        return payment_body(result.payment), result.replayed
+        return 201, payment_body(result.payment), result.replayed
 
     body_fingerprint = fingerprint({"user_id": request.user_id, "amount": request.amount})
     return await run_once(store, request.order_id, body_fingerprint, pay)
+
+
+@api.post("/wallets/{user_id}/charges", status_code=201, response_model=ChargeBody)
+async def charge_wallet(
+    user_id: PathId, request: ChargeRequest, charges: ChargeServiceDep, store: ChargeIdempotencyDep
+) -> JsonResponse:
+    """Top up a wallet from the user's bank account, once per charge_id (202 while unknown)."""
+    command = ChargeWallet(request.charge_id, user_id, request.amount)
+
+    async def charge() -> tuple[int, dict, bool]:
+        result = await charges.charge(command)
+        status = 201 if result.charge.status is ChargeStatus.SUCCEEDED else 202
+        return status, charge_body(result.charge), result.replayed
+
+    body_fingerprint = fingerprint({"user_id": user_id, "amount": request.amount})
+    return await run_once(store, request.charge_id, body_fingerprint, charge)
 
 
 @api.get("/payments", response_model=PaymentBody)

@@ -5,7 +5,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from services.payment.domain.model import ID_PATTERN, MAX_AMOUNT, MIN_AMOUNT, Payment, Wallet
+from services.payment.domain.model import (
+    ID_PATTERN,
+    MAX_AMOUNT,
+    MIN_AMOUNT,
+    Charge,
+    Payment,
+    Wallet,
+)
 
 Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
 Amount = Annotated[StrictInt, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]
@@ -23,6 +30,19 @@ class PaymentRequest(Request):
     order_id: Id
     user_id: Id
     amount: Amount
+
+
+class ChargeRequest(Request):
+    charge_id: Id
+    amount: Amount
+
+
+class ChargeBody(BaseModel):
+    charge_id: str
+    user_id: str
+    amount: int
+    status: str
+    balance_after: int | None
 
 
 class WalletBody(BaseModel):
@@ -64,4 +84,14 @@ def payment_body(payment: Payment) -> dict[str, Any]:
         "balance_after": payment.balance_after,
         "created_at": _iso(payment.created_at),
         "cancelled_at": _iso(payment.cancelled_at),
+    }
+
+
+def charge_body(charge: Charge) -> dict[str, Any]:
+    return {
+        "charge_id": charge.charge_id,
+        "user_id": charge.user_id,
+        "amount": charge.amount,
+        "status": charge.status.value,
+        "balance_after": charge.balance_after,
     }

@@ -2,13 +2,8 @@
 transaction of its own that commits before the lock is released (see @distributed_lock).
 """
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
 
 from services.payment.adapters.uow import UnitOfWork
 from services.payment.domain.commands import CancelPayment, CreditWallet, Pay
@@ -25,20 +20,8 @@ from services.payment.domain.model import (
     PaymentStatus,
     Wallet,
 )
-from shared.lock import Held, distributed_lock
-
-
-class Locking(Protocol):
-    row_locks: bool
-
-    def hold(self, name: str) -> AbstractAsyncContextManager[Held]: ...
-
-
-UnitOfWorkFactory = Callable[[int | None, bool], UnitOfWork]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from services.payment.service_layer.base import LockedService
+from shared.lock import distributed_lock
 
 
 @dataclass(frozen=True)
@@ -47,31 +30,10 @@ class PaymentResult:
     replayed: bool  # found in the database under the same order_id: nothing was charged
 
 
-class PaymentService:
-    def __init__(
-        self,
-        locking: Locking,
-        unit_of_work_factory: UnitOfWorkFactory,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.locking = locking
-        self.uow_factory = unit_of_work_factory
-        self.clock = clock
-
-    def hold_lock(self, name: str) -> AbstractAsyncContextManager[Held]:
-        return self.locking.hold(name)
-
-    def unit_of_work(self, held: Held) -> UnitOfWork:
-        return self.uow_factory(held.token, self.locking.row_locks)
-
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[UnitOfWork]:
-        async with self.uow_factory(None, False) as uow:
-            yield uow
-
+class PaymentService(LockedService):
     async def create_wallet(self, user_id: str) -> tuple[Wallet, bool]:
         """The wallet and whether it was created now; WalletExists if it exists and was used."""
-        async with self._reading() as uow:
+        async with self.reading() as uow:
             created = await uow.wallets.add(user_id, self.clock())
             await uow.commit()
         wallet = await self.get_wallet(user_id)
@@ -80,21 +42,21 @@ class PaymentService:
         return wallet, created
 
     async def get_wallet(self, user_id: str) -> Wallet:
-        async with self._reading() as uow:
+        async with self.reading() as uow:
             wallet = await uow.wallets.get(user_id)
         if wallet is None:
             raise WalletNotFound(user_id)
         return wallet
 
     async def get_payment(self, payment_id: str) -> Payment:
-        async with self._reading() as uow:
+        async with self.reading() as uow:
             payment = await uow.payments.get(payment_id)
         if payment is None:
             raise PaymentNotFound(payment_id)
         return payment
 
     async def find_payment(self, order_id: str) -> Payment:
-        async with self._reading() as uow:
+        async with self.reading() as uow:
             payment = await uow.payments.by_order_id(order_id)
         if payment is None:
             raise PaymentNotFound(order_id)
