@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
 .PHONY: help setup lock infra-up infra-down infra-status up down payment points bank-gateway \
         fake-bank migrate credit test test-unit test-integration test-e2e lint fmt logs \
-        bench-lock
+        bench-lock bench-bank bench-events
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,3 +71,5 @@ logs: ## Tail the logs of the running services
 
 bench-lock: setup infra-up ## Lock strategies on one wallet, 150 and 500 payers (table + JSON)
 	@$(PY) -m bench.lock
+bench-bank: setup ## Gateway overhead and open-circuit rejection latency (table + JSON)
+	@$(PY) -m bench.bank

@@ -151,6 +151,17 @@ class CircuitBreaker:
         self.not_permitted_calls += 1
         raise CallNotPermitted(self.name, state, self.retry_after())
 
+    def refuse_if_open(self) -> None:
+        """Raise CallNotPermitted if the breaker refuses every call now (OPEN, FORCED_OPEN).
+
+        Unlike acquire() it never takes a half-open trial permit, so an HTTP edge can call
+        it before it has even read the request.
+        """
+        self._half_open_if_waited()
+        if self._state in (State.OPEN, State.FORCED_OPEN):
+            self.not_permitted_calls += 1
+            raise CallNotPermitted(self.name, self._state, self.retry_after())
+
     def record_success(self, seconds: float) -> None:
         self._record(Outcome(failed=False, slow=seconds > self.config.slow_call_seconds))
 

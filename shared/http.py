@@ -99,21 +99,26 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         app.add_exception_handler(exc_class, on_dependency)
 
 
-def bearer_checker(keys: Iterable[str]) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that admits `Authorization: Bearer <key>` for any of `keys`.
+def bearer_matches(authorization: str, accepted: list[bytes]) -> bool:
+    """True for `Bearer <key>` with one of `accepted`.
 
     Every key is compared in constant time, and all of them are always compared, so the
     time taken says nothing about which key nearly matched.
     """
+    scheme, _, presented = authorization.partition(" ")
+    given = presented.strip().encode()
+    matched = False
+    for key in accepted:
+        matched |= hmac.compare_digest(given, key)
+    return scheme.lower() == "bearer" and bool(given) and matched
+
+
+def bearer_checker(keys: Iterable[str]) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that admits `Authorization: Bearer <key>` for any of `keys`."""
     accepted = [key.strip().encode() for key in keys if key.strip()]
 
     async def check(request: Request) -> None:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        given = presented.strip().encode()
-        matched = False
-        for key in accepted:
-            matched |= hmac.compare_digest(given, key)
-        if scheme.lower() != "bearer" or not given or not matched:
+        if not bearer_matches(request.headers.get("authorization", ""), accepted):
             raise ApiError(
                 401, "UNAUTHORIZED", "missing or wrong API key", {"WWW-Authenticate": "Bearer"}
             )

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-import httpx
+import aiohttp
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.bank_gateway.bank_client import (
     BankClient,
@@ -20,7 +21,13 @@ from services.bank_gateway.bank_client import (
 from services.bank_gateway.schemas import ID_PATTERN, TransferRequest
 from services.bank_gateway.settings import GatewaySettings
 from shared.breaker import CallNotPermitted, CircuitBreaker
-from shared.http import JsonResponse, bearer_checker, error_response, install_error_handlers
+from shared.http import (
+    JsonResponse,
+    bearer_checker,
+    bearer_matches,
+    error_response,
+    install_error_handlers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,39 @@ def _on_bank_error(_: Request, exc: Exception) -> JsonResponse:
     if isinstance(exc, BankRejected):
         return error_response(exc.status, "BANK_REJECTED", f"{exc}: {exc.body}")
     return error_response(502, "BANK_ERROR", str(exc))
+
+
+class OpenCircuitEdge:
+    """Rejects authenticated bank calls at the ASGI edge while the circuit is open.
+
+    Nothing of the request is read or validated: when the bank cannot be called, the
+    fastest correct answer is 503 with Retry-After.
+    """
+
+    def __init__(self, app: ASGIApp, breaker: CircuitBreaker, accepted: list[bytes]) -> None:
+        self.app = app
+        self.breaker = breaker
+        self.accepted = accepted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith("/transfers")
+            and bearer_matches(_header(scope, b"authorization"), self.accepted)
+        ):
+            try:
+                self.breaker.refuse_if_open()
+            except CallNotPermitted as refused:
+                await _on_refused(None, refused)(scope, receive, send)  # type: ignore[arg-type]
+                return
+        await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
 
 
 router = APIRouter()
@@ -94,16 +134,19 @@ async def set_breaker_state(body: BreakerStateBody, bank: BankDep) -> JsonRespon
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
+    breaker = CircuitBreaker("bank", settings.breaker_config())
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(
-            settings.bank_read_timeout_seconds, connect=settings.bank_connect_timeout_seconds
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.bank_connect_timeout_seconds,
+            sock_read=settings.bank_read_timeout_seconds,
         )
-        limits = httpx.Limits(max_connections=settings.bank_max_connections)
-        async with httpx.AsyncClient(
-            base_url=settings.bank_url, timeout=timeout, limits=limits
+        connector = aiohttp.TCPConnector(limit=settings.bank_max_connections)
+        async with aiohttp.ClientSession(
+            settings.bank_url, timeout=timeout, connector=connector
         ) as http:
-            breaker = CircuitBreaker("bank", settings.breaker_config())
             app.state.bank = BankClient(http, breaker)
             app.state.http = http
             yield
@@ -122,9 +165,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def health(request: Request) -> JsonResponse:
         """200 when the bank answers its health check, 503 otherwise."""
         try:
-            answer = await request.app.state.http.get("/health", timeout=2.0)
-            healthy = answer.status_code == 200
-        except httpx.HTTPError:
+            async with request.app.state.http.get(
+                "/health", timeout=aiohttp.ClientTimeout(total=2.0)
+            ) as answer:
+                healthy = answer.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             healthy = False
         return JsonResponse(
             {"status": "ok" if healthy else "unavailable", "bank": "up" if healthy else "down"},
@@ -133,4 +178,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     token = settings.bank_gateway_token.get_secret_value()
     app.include_router(router, dependencies=[Depends(bearer_checker([token]))])
+    app.add_middleware(OpenCircuitEdge, breaker=breaker, accepted=[token.encode()])
     return app

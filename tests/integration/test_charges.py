@@ -79,6 +79,10 @@ async def test_breaker_opens_and_charges_fail_fast_without_touching_the_bank():
         assert {(a.status_code, a.json()["code"]) for a in refused} == {(503, "BANK_UNAVAILABLE")}
         assert all(int(a.headers["retry-after"]) >= 1 for a in refused)
         assert await bank.requests_seen() == 5  # the open circuit never called the bank
+        stranger = await bank.gateway.post(
+            "/transfers", json={}, headers={"Authorization": "Bearer wrong"}
+        )
+        assert stranger.status_code == 401  # the open-circuit fast path still checks the token
         await bank.faults()
 
         async def half_open() -> bool:
