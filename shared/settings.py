@@ -34,3 +34,7 @@ class ServiceSettings(BaseServiceSettings):
     redis_socket_timeout_seconds: float = 3.0
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    events_topic: str = "payment.events"
+    dead_letter_topic: str = "payment.events.DLT"
+    kafka_topic_partitions: int = 6
+    kafka_replication_factor: int = 1

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import aiomysql
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.payment.adapters.bank import GatewayBank
 from services.payment.adapters.uow import MySqlUnitOfWork
+from services.payment.relay import OutboxRelay, RelayConfig
 from services.payment.service_layer.base import Locking
 from services.payment.service_layer.charges import ChargeService
 from services.payment.service_layer.handlers import PaymentService
@@ -17,6 +19,7 @@ from services.payment.service_layer.reconciler import Reconciler
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.idempotency import IdempotencyStore
+from shared.kafka import TopicSpec
 from shared.lock import DatabaseRowLocking, LockService, RedisLocking
 from shared.redis_client import create_redis
 
@@ -37,8 +40,10 @@ class Components:
     charge_idempotency: IdempotencyStore
     bank_http: httpx.AsyncClient
     reconciler: Reconciler
+    relay: OutboxRelay
 
     async def close(self) -> None:
+        await self.relay.stop()
         await self.reconciler.stop()
         await self.bank_http.aclose()
         await self.locks.close()
@@ -94,15 +99,39 @@ async def bootstrap(settings: PaymentSettings, migrate: bool = True) -> Componen
         settings.payment_mysql_database,
         settings.payment_lock_strategy,
     )
+    relay = build_relay(settings, pool)
+    payments = PaymentService(locking, unit_of_work)
+    payments.events_topic = settings.events_topic
+    payments.events_committed = relay.wake
+    if settings.outbox_relay_enabled:
+        relay.start()
     return Components(
         settings,
         pool,
         redis,
         locks,
-        PaymentService(locking, unit_of_work),
+        payments,
         idempotency_store("payments"),
         charges,
         idempotency_store("charges"),
         bank_http,
         reconciler,
+        relay,
     )
+
+
+def build_relay(settings: PaymentSettings, pool: aiomysql.Pool) -> OutboxRelay:
+    topics = [
+        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+        for name in (settings.events_topic, settings.dead_letter_topic)
+    ]
+    config = RelayConfig(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        topics=topics,
+        batch_size=settings.outbox_batch_size,
+        poll_interval=settings.outbox_poll_interval_seconds,
+        retry_backoff=settings.outbox_retry_backoff_seconds,
+        retention=timedelta(hours=settings.outbox_retention_hours),
+        prune_interval=settings.outbox_prune_interval_seconds,
+    )
+    return OutboxRelay(pool, config)

@@ -28,6 +28,13 @@ class PaymentSettings(ServiceSettings):
     charge_reconcile_give_up_seconds: float = 120.0
     charge_reconcile_batch: int = 100
 
+    outbox_relay_enabled: bool = True
+    outbox_batch_size: int = 500
+    outbox_poll_interval_seconds: float = 1.0
+    outbox_retry_backoff_seconds: float = 1.0
+    outbox_retention_hours: float = 24.0
+    outbox_prune_interval_seconds: float = 60.0
+
     idempotency_ttl_seconds: int = 24 * 3600
     idempotency_running_ttl_seconds: int = 60
 

@@ -196,7 +196,7 @@ async def test_exception_after_the_debit_statement_rolls_the_debit_back():
         class Refused(Exception):
             """A business exception, not a database one."""
 
-        original = type(service).pay.__wrapped__
+        original = type(service)._debit.__wrapped__
 
         async def failing_pay(self, uow, cmd):
             await original(self, uow, cmd)  # debit, payment and ledger rows written

@@ -82,7 +82,7 @@ async def test_a_failure_inside_the_locked_method_commits_nothing(service, store
     class Boom(Exception):
         pass
 
-    original = type(service).pay.__wrapped__
+    original = type(service)._debit.__wrapped__
 
     async def explode(self, uow, cmd):
         await original(self, uow, cmd)

@@ -5,12 +5,14 @@ from datetime import datetime
 from services.payment.adapters.repository import (
     ChargeRepository,
     LedgerRepository,
+    OutboxRepository,
     PaymentRepository,
     WalletRepository,
 )
 from services.payment.adapters.uow import UnitOfWork
 from services.payment.domain.errors import ConcurrentUpdate
 from services.payment.domain.model import Charge, ChargeStatus, LedgerEntry, Payment, Wallet
+from shared.events import PaymentEvent
 
 
 class FakeStore:
@@ -21,6 +23,7 @@ class FakeStore:
         self.payments: dict[str, Payment] = {}
         self.ledger: list[LedgerEntry] = []
         self.charges: dict[str, Charge] = {}
+        self.outbox: list[tuple[str, PaymentEvent]] = []
 
 
 class FakeWallets(WalletRepository):
@@ -96,6 +99,14 @@ class FakeCharges(ChargeRepository):
         return found[:limit]
 
 
+class FakeOutbox(OutboxRepository):
+    def __init__(self, staged: list[tuple[str, PaymentEvent]]) -> None:
+        self.staged = staged
+
+    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None:
+        self.staged.append((topic, event))
+
+
 class FakeUnitOfWork(UnitOfWork):
     """Stages changes on copies; commit() publishes them to the store."""
 
@@ -105,6 +116,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.payments = FakePayments(dict(store.payments))
         self.ledger = FakeLedger(list(store.ledger))
         self.charges = FakeCharges(dict(store.charges))
+        self.outbox = FakeOutbox(list(store.outbox))
         self.committed = False
 
     async def commit(self) -> None:
@@ -112,6 +124,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.store.payments = self.payments.staged
         self.store.ledger = self.ledger.staged
         self.store.charges = self.charges.staged
+        self.store.outbox = self.outbox.staged
         self.committed = True
 
     async def rollback(self) -> None:

@@ -20,6 +20,7 @@ from services.payment.domain.model import (
     PaymentStatus,
     Wallet,
 )
+from shared.events import PaymentEvent
 
 
 class WalletRepository(abc.ABC):
@@ -67,6 +68,11 @@ class ChargeRepository(abc.ABC):
 
     @abc.abstractmethod
     async def pending(self, created_before: datetime, limit: int) -> list[Charge]: ...
+
+
+class OutboxRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None: ...
 
 
 class MySqlWallets(WalletRepository):
@@ -242,3 +248,15 @@ class MySqlCharges(ChargeRepository):
             (created_before, limit),
         )
         return [c for c in map(_charge, await self.cur.fetchall()) if c is not None]
+
+
+class MySqlOutbox(OutboxRepository):
+    def __init__(self, cur: Cursor) -> None:
+        self.cur = cur
+
+    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None:
+        await self.cur.execute(
+            "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (event.event_id, topic, event.user_id, event.event_type, event.to_bytes(), now),
+        )

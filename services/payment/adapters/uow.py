@@ -12,8 +12,10 @@ from services.payment.adapters.repository import (
     LedgerRepository,
     MySqlCharges,
     MySqlLedger,
+    MySqlOutbox,
     MySqlPayments,
     MySqlWallets,
+    OutboxRepository,
     PaymentRepository,
     WalletRepository,
 )
@@ -25,6 +27,7 @@ class UnitOfWork(abc.ABC):
     payments: PaymentRepository
     ledger: LedgerRepository
     charges: ChargeRepository
+    outbox: OutboxRepository
 
     async def __aenter__(self) -> "UnitOfWork":
         return self
@@ -62,6 +65,7 @@ class MySqlUnitOfWork(UnitOfWork):
         self.payments = MySqlPayments(cur)
         self.ledger = MySqlLedger(cur)
         self.charges = MySqlCharges(cur)
+        self.outbox = MySqlOutbox(cur)
         return self
 
     async def __aexit__(

@@ -5,6 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from services.payment.domain.errors import InsufficientBalance
+from shared.events import PAYMENT_CANCELLED, PAYMENT_COMPLETED, PaymentEvent
 
 MIN_AMOUNT = 1
 MAX_AMOUNT = 100_000_000
@@ -77,6 +78,13 @@ class Payment:
 
     def cancelled(self, at: datetime) -> "Payment":
         return replace(self, status=PaymentStatus.CANCELLED, cancelled_at=at)
+
+    def event(self, event_id: str, occurred_at: str) -> PaymentEvent:
+        """The event this payment's current state announces."""
+        kind = PAYMENT_COMPLETED if self.status is PaymentStatus.COMPLETED else PAYMENT_CANCELLED
+        return PaymentEvent(
+            event_id, kind, occurred_at, self.payment_id, self.order_id, self.user_id, self.amount
+        )
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class LockedService:
         self.locking = locking
         self.uow_factory = unit_of_work_factory
         self.clock = clock
+        self.events_topic = "payment.events"
+        self.events_committed: Callable[[], None] = lambda: None  # e.g. wake the outbox relay
 
     def hold_lock(self, name: str) -> AbstractAsyncContextManager[Held]:
         return self.locking.hold(name)

@@ -21,6 +21,7 @@ from services.payment.domain.model import (
     Wallet,
 )
 from services.payment.service_layer.base import LockedService
+from shared.events import PaymentEvent
 from shared.lock import distributed_lock
 
 
@@ -62,9 +63,15 @@ class PaymentService(LockedService):
             raise PaymentNotFound(order_id)
         return payment
 
-    @distributed_lock("wallet:{cmd.user_id}")
-    async def pay(self, uow: UnitOfWork, cmd: Pay) -> PaymentResult:
+    async def pay(self, cmd: Pay) -> PaymentResult:
         """Debit the wallet once per order_id; a repeat returns the first payment."""
+        result = await self._debit(cmd)
+        if not result.replayed:
+            self.events_committed()
+        return result
+
+    @distributed_lock("wallet:{cmd.user_id}")
+    async def _debit(self, uow: UnitOfWork, cmd: Pay) -> PaymentResult:
         wallet = await uow.wallets.get(cmd.user_id)
         if wallet is None:
             raise WalletNotFound(cmd.user_id)
@@ -92,14 +99,22 @@ class PaymentService(LockedService):
             ),
             now,
         )
+        await self._announce(uow, payment)
         return PaymentResult(payment, replayed=False)
+
+    async def _announce(self, uow: UnitOfWork, payment: Payment) -> None:
+        """Put the payment's event in the outbox, in the transaction that changed it."""
+        event = payment.event(str(uuid.uuid4()), PaymentEvent.now())
+        await uow.outbox.add(self.events_topic, event, self.clock())
 
     async def cancel(self, cmd: CancelPayment) -> Payment:
         """Refund a payment once, however often it is called."""
         payment = await self.get_payment(cmd.payment_id)
         if not payment.cancellable:
             return payment
-        return await self._refund(payment.user_id, cmd.payment_id)
+        refunded = await self._refund(payment.user_id, cmd.payment_id)
+        self.events_committed()
+        return refunded
 
     @distributed_lock("wallet:{user_id}")
     async def _refund(self, uow: UnitOfWork, user_id: str, payment_id: str) -> Payment:
@@ -118,6 +133,7 @@ class PaymentService(LockedService):
             LedgerEntry(user_id, payment.amount, LedgerKind.REFUND, payment_id, credited.balance),
             now,
         )
+        await self._announce(uow, cancelled)
         return cancelled
 
     @distributed_lock("wallet:{cmd.user_id}")

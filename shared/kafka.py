@@ -1,0 +1,50 @@
+"""Kafka helpers: topic creation and an idempotent, acks=all producer."""
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+
+
+async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor)
+            for t in topics
+            if t.name not in existing
+        ]
+        if missing:
+            # Another process may create one between our list and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("topics created: %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()
+
+
+def idempotent_producer(bootstrap_servers: str, linger_ms: int = 5) -> AIOKafkaProducer:
+    """Retried sends are written once per partition; a send is acknowledged by all replicas."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=linger_ms,
+        max_batch_size=1024 * 1024,
+        request_timeout_ms=10_000,
+    )
