@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 MIGRATION_LOCK_SECONDS = 30
 
 
-async def create_pool(settings: ServiceSettings, database: str) -> aiomysql.Pool:
+async def create_pool(
+    settings: ServiceSettings, database: str, init_command: str | None = None
+) -> aiomysql.Pool:
     """A pool of non-autocommit connections; callers open and end transactions themselves."""
     return await aiomysql.create_pool(
         host=settings.mysql_host,
@@ -30,6 +32,7 @@ async def create_pool(settings: ServiceSettings, database: str) -> aiomysql.Pool
         autocommit=False,
         charset="utf8mb4",
         pool_recycle=3600,
+        init_command=init_command,
     )
 
 

@@ -1,0 +1,115 @@
+"""The points service: the faust stream and the points API in one process."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
+from faust.contrib.asgi import faust_app_running
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from services.points.dead_letters import DeadLetters
+from services.points.processor import EventProcessor
+from services.points.settings import PointsSettings
+from services.points.store import PointsStore
+from services.points.streaming import create_faust_app
+from shared import db
+from shared.http import JsonResponse, error_response, install_error_handlers
+from shared.infra_errors import DEPENDENCY_ERRORS
+from shared.kafka import TopicSpec, ensure_topics, idempotent_producer
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+KAFKA_STARTUP_SECONDS = 60
+
+
+def create_app(settings: PointsSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lock_wait = f"SET SESSION innodb_lock_wait_timeout = {settings.points_db_lock_wait_seconds}"
+        pool = await db.create_pool(settings, settings.points_mysql_database, lock_wait)
+        await db.apply_migrations(pool, MIGRATIONS)
+        producer = idempotent_producer(settings.kafka_bootstrap_servers, linger_ms=0)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(KafkaError),
+            stop=stop_after_delay(KAFKA_STARTUP_SECONDS),
+            wait=wait_fixed(1),
+            reraise=True,
+        ):
+            with attempt:
+                await ensure_topics(settings.kafka_bootstrap_servers, topics(settings))
+                await producer.start()
+        store = PointsStore(pool, settings.points_rate)
+        dead_letters = DeadLetters(
+            producer,
+            settings.dead_letter_topic,
+            settings.points_group_id,
+            settings.points_retry_backoff_seconds,
+        )
+        processor = EventProcessor(
+            store, dead_letters, settings.points_retries, settings.points_retry_backoff_seconds
+        )
+        app.state.store, app.state.processor, app.state.producer = store, processor, producer
+        try:
+            async with faust_app_running(create_faust_app(settings, processor)):
+                log.info("points service consuming %s", settings.events_topic)
+                yield
+        finally:
+            await producer.stop()
+            await db.close_pool(pool)
+
+    app = FastAPI(
+        title="Mock-Pay points service",
+        description="Points earned from payment events, each event applied once.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app, settings.retry_after_seconds)
+
+    @app.get("/points/{user_id}")
+    async def points(
+        user_id: Annotated[str, PathParam(pattern=ID_PATTERN)], request: Request
+    ) -> JsonResponse:
+        """A user's points balance and latest entries."""
+        account = await request.app.state.store.account(user_id)
+        if account is None:
+            return error_response(404, "ACCOUNT_NOT_FOUND", f"no points for {user_id!r} yet")
+        return JsonResponse(account)
+
+    @app.get("/stats")
+    async def stats(request: Request) -> JsonResponse:
+        """What the stream did since start: applied, duplicates, retries, dead letters."""
+        return JsonResponse(dict(request.app.state.processor.counts))
+
+    @app.get("/health")
+    async def health(request: Request) -> JsonResponse:
+        """200 when MariaDB and Kafka answer, 503 otherwise."""
+        checks = {
+            "mariadb": db.ping(request.app.state.store.pool),
+            "kafka": asyncio.wait_for(request.app.state.producer.client.fetch_all_metadata(), 2),
+        }
+        results = await asyncio.gather(*checks.values(), return_exceptions=True)
+        status = {
+            name: "down" if isinstance(result, (KafkaError, *DEPENDENCY_ERRORS)) else "up"
+            for name, result in zip(checks, results, strict=True)
+        }
+        healthy = all(state == "up" for state in status.values())
+        return JsonResponse(
+            {"status": "ok" if healthy else "unavailable", "dependencies": status},
+            status_code=200 if healthy else 503,
+        )
+
+    return app
+
+
+def topics(settings: PointsSettings) -> list[TopicSpec]:
+    return [
+        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+        for name in (settings.events_topic, settings.dead_letter_topic)
+    ]

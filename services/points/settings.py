@@ -1,0 +1,17 @@
+"""Points service settings; every number can be set in the environment or .env."""
+
+from decimal import Decimal
+
+from shared.settings import ServiceSettings
+
+
+class PointsSettings(ServiceSettings):
+    points_host: str = "127.0.0.1"
+    points_port: int = 8003
+    points_mysql_database: str = "mockpay_points"
+    points_rate: Decimal = Decimal("0.01")
+    points_group_id: str = "mockpay-points"
+    points_retries: int = 3
+    points_retry_backoff_seconds: float = 1.0
+    points_db_lock_wait_seconds: int = 5
+    points_commit_interval_seconds: float = 1.0
