@@ -4,6 +4,8 @@
 # answers at its address is used as it is, whether we started it or not.
 #
 #   scripts/infra.sh up|down|status|packages
+#   scripts/infra.sh kafka-up|kafka-down   (Kafka alone; tests run a broker of their own
+#                                           with MOCKPAY_STATE_DIR and KAFKA_PORT set)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +30,7 @@ DATABASES=${MOCKPAY_DATABASES:-"mockpay_payment mockpay_points mockpay_payment_t
 MARIADB_DIR=$STATE/mariadb
 REDIS_DIR=$STATE/redis
 KAFKA_DIR=$STATE/kafka
-KAFKA_LIBS=$STATE/kafka-libs
+KAFKA_LIBS=${KAFKA_LIBS:-$ROOT/.local/kafka-libs}
 
 # ---------------------------------------------------------------- packages
 
@@ -194,6 +196,8 @@ case "${1:-}" in
   packages) ensure_packages ;;
   up) ensure_packages; ensure_env; load_env; mariadb_up; redis_up; kafka_up; status ;;
   down) kafka_down; redis_down; mariadb_down ;;
+  kafka-up) ensure_packages; kafka_up ;;
+  kafka-down) kafka_down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status|packages" ;;
+  *) die "usage: $0 up|down|status|packages|kafka-up|kafka-down" ;;
 esac

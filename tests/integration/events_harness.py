@@ -1,0 +1,123 @@
+"""The points service as a process, a private Kafka broker, and helpers to read points."""
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomysql
+
+from shared import db
+from shared.settings import ServiceSettings
+from tests.processes import REPO, service_process
+from tests.servers import free_port
+
+
+@dataclass
+class Topics:
+    events: str
+    dead_letters: str
+    group: str
+
+    @classmethod
+    def unique(cls) -> "Topics":
+        tag = uuid.uuid4().hex[:10]
+        return cls(f"test.events.{tag}", f"test.events.{tag}.DLT", f"test-points-{tag}")
+
+    def env(self, bootstrap: str = "127.0.0.1:9092") -> dict[str, str]:
+        return {
+            "EVENTS_TOPIC": self.events,
+            "DEAD_LETTER_TOPIC": self.dead_letters,
+            "POINTS_GROUP_ID": self.group,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        }
+
+    def payment_settings(self, bootstrap: str = "127.0.0.1:9092") -> dict[str, object]:
+        return {
+            "events_topic": self.events,
+            "dead_letter_topic": self.dead_letters,
+            "kafka_bootstrap_servers": bootstrap,
+            "outbox_poll_interval_seconds": 0.2,
+            "outbox_retry_backoff_seconds": 0.5,
+        }
+
+
+@contextlib.contextmanager
+def points_process(topics: Topics, bootstrap: str = "127.0.0.1:9092", **env: str) -> Iterator[str]:
+    """The points service in its own process; yields its base URL."""
+    port = free_port()
+    settings = {
+        **topics.env(bootstrap),
+        "POINTS_PORT": str(port),
+        "POINTS_MYSQL_DATABASE": os.environ["POINTS_MYSQL_DATABASE"],
+        "POINTS_RETRY_BACKOFF_SECONDS": "0.2",
+        "POINTS_DB_LOCK_WAIT_SECONDS": "1",
+        **env,
+    }
+    url = f"http://127.0.0.1:{port}"
+    with service_process("services.points", settings, f"{url}/health"):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def points_db() -> AsyncIterator[aiomysql.Pool]:
+    pool = await db.create_pool(ServiceSettings(), os.environ["POINTS_MYSQL_DATABASE"])
+    try:
+        yield pool
+    finally:
+        await db.close_pool(pool)
+
+
+async def query(pool: aiomysql.Pool, sql: str, *args: object) -> list[tuple]:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(sql, args)
+        rows = await cur.fetchall()
+        await conn.rollback()
+        return list(rows)
+
+
+async def points_of(pool: aiomysql.Pool, users: list[str]) -> dict[str, int]:
+    among = ", ".join(["%s"] * len(users))
+    rows = await query(
+        pool, f"SELECT user_id, balance FROM points_accounts WHERE user_id IN ({among})", *users
+    )
+    return {user: balance for user, balance in rows}
+
+
+async def eventually(predicate, timeout: float = 90.0, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(interval)
+
+
+class PrivateKafka:
+    """A broker of the test's own, on free ports, that the test may stop and start."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "MOCKPAY_STATE_DIR": str(state_dir),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(free_port()),
+            "KAFKA_HEAP": "256m",
+        }
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def _infra(self, command: str) -> None:
+        subprocess.run(
+            ["bash", "scripts/infra.sh", command], cwd=REPO, env=self.env, check=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self._infra("kafka-up")
+
+    def stop(self) -> None:
+        self._infra("kafka-down")
