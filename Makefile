@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
 .PHONY: help setup lock infra-up infra-down infra-status up down payment points bank-gateway \
         fake-bank migrate credit test test-unit test-integration test-e2e lint fmt logs \
-        bench-lock bench-bank bench-events dlt-list dlt-replay
+        bench-lock bench-bank dlt-list dlt-replay
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'

@@ -98,6 +98,10 @@ class OutboxRelay:
         """Publish up to one batch of unpublished rows; how many were published."""
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             try:
+                # READ COMMITTED: lock only the claimed rows. Under REPEATABLE READ the claim
+                # also takes gap locks, and every payment's outbox insert would wait behind
+                # a relay that waits for Kafka.
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 await cur.execute(
                     "SELECT id, topic, event_key, event_type, payload FROM outbox"
                     " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
