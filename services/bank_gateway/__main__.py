@@ -1,23 +1,9 @@
-"""`python -m services.bank_gateway`: serve the bank gateway."""
-
-import uvicorn
+"""`python -m services.bank_gateway`: serve the bank gateway with uvicorn."""
 
 from services.bank_gateway.app import create_app
 from services.bank_gateway.settings import GatewaySettings
-from shared.logs import configure_logging
-
-
-def main() -> None:
-    settings = GatewaySettings()
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.bank_gateway_host,
-        port=settings.bank_gateway_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
-
+from shared.serve import serve
 
 if __name__ == "__main__":
-    main()
+    settings = GatewaySettings()
+    serve(settings, create_app, settings.bank_gateway_host, settings.bank_gateway_port)

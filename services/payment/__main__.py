@@ -1,23 +1,9 @@
-"""`python -m services.payment`: serve the payment API with uvicorn."""
-
-import uvicorn
+"""`python -m services.payment`: serve the payment service API with uvicorn."""
 
 from services.payment.entrypoints.app import create_app
 from services.payment.settings import PaymentSettings
-from shared.logs import configure_logging
-
-
-def main() -> None:
-    settings = PaymentSettings()
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.payment_host,
-        port=settings.payment_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
-
+from shared.serve import serve
 
 if __name__ == "__main__":
-    main()
+    settings = PaymentSettings()
+    serve(settings, create_app, settings.payment_host, settings.payment_port)

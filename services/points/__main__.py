@@ -1,23 +1,9 @@
-"""`python -m services.points`: the faust stream and the points API, served by uvicorn."""
-
-import uvicorn
+"""`python -m services.points`: serve the faust stream and the points API with uvicorn."""
 
 from services.points.app import create_app
 from services.points.settings import PointsSettings
-from shared.logs import configure_logging
-
-
-def main() -> None:
-    settings = PointsSettings()
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.points_host,
-        port=settings.points_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
-
+from shared.serve import serve
 
 if __name__ == "__main__":
-    main()
+    settings = PointsSettings()
+    serve(settings, create_app, settings.points_host, settings.points_port)

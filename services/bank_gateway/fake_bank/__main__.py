@@ -1,23 +1,9 @@
-"""`python -m services.bank_gateway.fake_bank`: serve the fake bank."""
-
-import uvicorn
+"""`python -m services.bank_gateway.fake_bank`: serve the fake bank with uvicorn."""
 
 from services.bank_gateway.fake_bank.app import create_app
 from services.bank_gateway.settings import FakeBankSettings
-from shared.logs import configure_logging
-
-
-def main() -> None:
-    settings = FakeBankSettings()
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.fake_bank_host,
-        port=settings.fake_bank_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
-
+from shared.serve import serve
 
 if __name__ == "__main__":
-    main()
+    settings = FakeBankSettings()
+    serve(settings, create_app, settings.fake_bank_host, settings.fake_bank_port)
