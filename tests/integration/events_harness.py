@@ -1,10 +1,8 @@
 """The points service as a process, a private Kafka broker, and helpers to read points."""
 
-import asyncio
 import contextlib
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -87,13 +85,6 @@ async def points_of(pool: aiomysql.Pool, users: list[str]) -> dict[str, int]:
         pool, f"SELECT user_id, balance FROM points_accounts WHERE user_id IN ({among})", *users
     )
     return {user: balance for user, balance in rows}
-
-
-async def eventually(predicate, timeout: float = 90.0, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(interval)
 
 
 class PrivateKafka:

@@ -1,13 +1,13 @@
 """Wallet top-ups through the real gateway and fake bank (HTTP on loopback), MariaDB and Redis."""
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 
 import pytest
 
 from tests.integration.bank_harness import running_payment_with_bank
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +26,6 @@ async def charge(app, user: str, amount: int, cid: str | None = None):
     return await app.client.post(
         f"/wallets/{user}/charges", json={"charge_id": cid or charge_id(), "amount": amount}
     )
-
-
-async def eventually(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def test_charge_moves_bank_money_into_the_wallet_once():

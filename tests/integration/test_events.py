@@ -16,13 +16,13 @@ from shared.lock import distributed_lock
 from tests.integration.events_harness import (
     PrivateKafka,
     Topics,
-    eventually,
     points_db,
     points_of,
     points_process,
     query,
 )
 from tests.integration.payment_harness import running_payment_app
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

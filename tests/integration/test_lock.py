@@ -7,15 +7,9 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.lock import LockNotOwnedError, LockService, LockTimeout
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(interval)
 
 
 def service(redis: Redis, **kwargs) -> LockService:
@@ -104,7 +98,7 @@ async def test_waiter_still_gets_lock_when_the_unlock_message_is_lost(redis):
         return lease is not None
 
     waiting = asyncio.create_task(take())
-    await wait_until(lambda: _subscribed(redis, lock.channel))
+    await eventually(lambda: _subscribed(redis, lock.channel))
     started = time.monotonic()
     await redis.delete(lock.key)  # released without a publish
     assert await waiting
@@ -140,7 +134,7 @@ async def test_unlock_after_expiry_leaves_the_new_holders_lock(redis):
     first = service(redis)
     second = LockService(redis, prefix=first.prefix)
     await first.lock("expiring").try_lock(wait_time=1, lease_time=0.3)
-    await wait_until(lambda: _gone(first, "expiring"))
+    await eventually(lambda: _gone(first, "expiring"))
     new_lease = await second.lock("expiring").try_lock(wait_time=1)
     assert new_lease is not None
     with pytest.raises(LockNotOwnedError):
@@ -196,12 +190,12 @@ async def test_waiters_share_one_subscription_and_leave_none_behind(redis):
 
     patient = [asyncio.create_task(wait(30)) for _ in range(10)]
     impatient = [asyncio.create_task(wait(0.3)) for _ in range(5)]
-    await wait_until(lambda: _subscribed(redis, lock.channel))
+    await eventually(lambda: _subscribed(redis, lock.channel))
     assert await numsub(redis, lock.channel) == 1  # one per process, however many wait
     assert not any(await asyncio.gather(*impatient))
     await lock.unlock()
     assert all(await asyncio.gather(*patient))
-    await wait_until(lambda: _no_subscribers(redis, lock.channel))
+    await eventually(lambda: _no_subscribers(redis, lock.channel))
     await holder.close()
     await waiters.close()
 
@@ -250,7 +244,7 @@ async def test_local_waiters_time_out_and_cancel_without_stranding_the_lock(redi
             return "held"
 
     first = asyncio.create_task(holder())
-    await wait_until(lambda: locks.lock("queue").is_locked())
+    await eventually(lambda: locks.lock("queue").is_locked())
     impatient = asyncio.create_task(waiter(0.1))
     cancelled = asyncio.create_task(waiter(30))
     patient = asyncio.create_task(waiter(30))
@@ -262,7 +256,7 @@ async def test_local_waiters_time_out_and_cancel_without_stranding_the_lock(redi
     assert await patient == "held"
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    await wait_until(lambda: _gone(locks, "queue"))
+    await eventually(lambda: _gone(locks, "queue"))
     assert await waiter(1) == "held"
     await locks.close()
 
