@@ -69,17 +69,20 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while not self._stopping:
-            pause = self.config.poll_interval
+            # Cleared before the batch, not after: a commit announced while the batch runs
+            # may have missed its SELECT, and must still wake the next round at once.
+            self._wake.clear()
             try:
                 if await self.publish_batch() == self.config.batch_size:
                     continue  # more rows are waiting
                 await self._prune_if_due()
             except RELAY_ERRORS as exc:
+                # A full backoff: commits keep announcing themselves while Kafka is down.
                 log.warning("outbox relay: %r; retrying in %ss", exc, self.config.retry_backoff)
-                pause = self.config.retry_backoff
-            self._wake.clear()
+                await asyncio.sleep(self.config.retry_backoff)
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
