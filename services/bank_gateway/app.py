@@ -36,7 +36,7 @@ class BreakerStateBody(BaseModel):
     state: Literal["CLOSED", "FORCED_OPEN", "DISABLED"]
 
 
-def _bank(request: Request) -> BankClient:
+async def _bank(request: Request) -> BankClient:
     return request.app.state.bank
 
 

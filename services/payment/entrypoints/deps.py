@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the components built at startup, as annotated aliases."""
+"""FastAPI dependencies: the components built at startup, as annotated aliases.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool,
+which cost two thread hops per payment and a tenth of the service's CPU (bench-events).
+"""
 
 from typing import Annotated
 
@@ -11,24 +15,28 @@ from services.payment.service_layer.handlers import PaymentService
 from shared.idempotency import IdempotencyStore
 
 
-def components(request: Request) -> Components:
+def _components(request: Request) -> Components:
     return request.app.state.components
 
 
-def payment_service(request: Request) -> PaymentService:
-    return components(request).service
+async def components(request: Request) -> Components:
+    return _components(request)
 
 
-def idempotency_store(request: Request) -> IdempotencyStore:
-    return components(request).idempotency
+async def payment_service(request: Request) -> PaymentService:
+    return _components(request).service
 
 
-def charge_service(request: Request) -> ChargeService:
-    return components(request).charges
+async def idempotency_store(request: Request) -> IdempotencyStore:
+    return _components(request).idempotency
 
 
-def charge_idempotency_store(request: Request) -> IdempotencyStore:
-    return components(request).charge_idempotency
+async def charge_service(request: Request) -> ChargeService:
+    return _components(request).charges
+
+
+async def charge_idempotency_store(request: Request) -> IdempotencyStore:
+    return _components(request).charge_idempotency
 
 
 ChargeServiceDep = Annotated[ChargeService, Depends(charge_service)]
