@@ -7,7 +7,7 @@ from typing import Any
 import aiomysql
 
 from services.points.domain import EARN, change_for
-from shared.events import PaymentEvent
+from shared.events import PAYMENT_CANCELLED, PaymentEvent
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 
@@ -33,12 +33,15 @@ class PointsStore:
                 if cur.rowcount != 1:
                     await conn.rollback()
                     return False
-                await cur.execute(
-                    "SELECT delta FROM points_entries WHERE payment_id = %s AND kind = %s",
-                    (event.payment_id, EARN),
-                )
-                row = await cur.fetchone()
-                kind, delta = change_for(event, self.rate, row[0] if row else None)
+                earned = None
+                if event.event_type == PAYMENT_CANCELLED:  # only a reversal needs the earning
+                    await cur.execute(
+                        "SELECT delta FROM points_entries WHERE payment_id = %s AND kind = %s",
+                        (event.payment_id, EARN),
+                    )
+                    row = await cur.fetchone()
+                    earned = row[0] if row else None
+                kind, delta = change_for(event, self.rate, earned)
                 await cur.execute(
                     "INSERT INTO points_entries"
                     " (user_id, payment_id, event_id, kind, delta, created_at)"
