@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
 .PHONY: help setup lock infra-up infra-down infra-status up down payment points bank-gateway \
         fake-bank migrate credit test test-unit test-integration test-e2e lint fmt logs \
-        bench-lock bench-bank dlt-list dlt-replay
+        bench-lock bench-bank bench-events dlt-list dlt-replay
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,3 +78,5 @@ bench-lock: setup infra-up ## Lock strategies on one wallet, 150 and 500 payers 
 	@$(PY) -m bench.lock
 bench-bank: setup ## Gateway overhead and open-circuit rejection latency (table + JSON)
 	@$(PY) -m bench.bank
+bench-events: setup infra-up ## Commit-to-points latency at 500/400/300 payments/s, outbox drain rate
+	@$(PY) -m bench.events $(BENCH_ARGS)

@@ -1,0 +1,397 @@
+"""The event pipeline under load: `make bench-events` (python -m bench.events --help).
+
+1. Commit to points. The payment and points services run as processes on free ports,
+   with databases (mockpay_bench_payment, mockpay_bench_points) and a Redis db (14) of
+   their own, all emptied at the start of each run, and per-run topics. Payments arrive
+   over HTTP at a steady rate, open loop (a slow answer does not slow the schedule down),
+   spread over the users. A payment's latency is points_entries.created_at minus
+   outbox.created_at, joined on event_id: both are written by the services with the same
+   host clock, the outbox row just before the payment commits, so the figure includes
+   the commit and errs high. Every payment must earn its points exactly once, or the
+   run fails. CPU per process is sampled from /proc over the steady phase.
+2. Draining a backlog, with the services stopped: bench/outbox_drain.py.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import aiomysql
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.cpu import CpuSample, infra_pids
+from bench.lean_http import LeanClient
+from bench.outbox_drain import drain
+from bench.report import percentile, print_table, write_json
+from services.payment.bootstrap import bootstrap
+from services.payment.domain.commands import CreditWallet
+from services.payment.settings import PaymentSettings
+from shared import db
+from shared.kafka import TopicSpec, ensure_topics
+from shared.redis_client import create_redis
+from tests.processes import ports, service_process
+
+PAYMENT_DB = "mockpay_bench_payment"
+POINTS_DB = "mockpay_bench_points"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+START_BALANCE = 10**12
+LATENCY_TARGET_MS = 250
+DRAIN_TARGET_PER_S = 5000
+
+
+@dataclass(frozen=True)
+class Run:
+    """Names that belong to this run only, so runs never see each other's events."""
+
+    tag: str
+
+    @property
+    def events_topic(self) -> str:
+        return f"bench.payment.events.{self.tag}"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.events_topic}.DLT"
+
+    @property
+    def drain_topic(self) -> str:
+        return f"bench.drain.{self.tag}"
+
+    def topics(self) -> list[str]:
+        return [self.events_topic, self.dead_letter_topic, self.drain_topic]
+
+    def payment_settings(self, **overrides: object) -> PaymentSettings:
+        values: dict[str, object] = {
+            "payment_mysql_database": PAYMENT_DB,
+            "redis_url": REDIS_URL,
+            "events_topic": self.events_topic,
+            "dead_letter_topic": self.dead_letter_topic,
+        }
+        return PaymentSettings(**{**values, **overrides})
+
+
+# ---- databases ------------------------------------------------------------------------
+
+
+async def start_clean(settings: PaymentSettings) -> None:
+    """Fresh bench databases and an empty bench Redis db: no state from earlier runs."""
+    redis = create_redis(settings)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+    conn = await aiomysql.connect(
+        host=settings.mysql_host,
+        port=settings.mysql_port,
+        user=settings.mysql_user,
+        password=settings.mysql_password.get_secret_value(),
+    )
+    try:
+        async with conn.cursor() as cur:
+            for name in (PAYMENT_DB, POINTS_DB):
+                await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                await cur.execute(f"CREATE DATABASE `{name}`")
+    finally:
+        conn.close()
+
+
+async def scalar(pool: aiomysql.Pool, sql: str, *args: object) -> int:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(sql, args)
+        (value,) = await cur.fetchone()
+        await conn.rollback()  # end the snapshot, so the next call sees new rows
+        return int(value or 0)
+
+
+async def wait_for_count(
+    pool: aiomysql.Pool, sql: str, arg: object, expected: int, timeout: float
+) -> int:
+    """Poll a COUNT query until it reaches `expected` or the timeout passes; the last count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = await scalar(pool, sql, arg)
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        await asyncio.sleep(0.05)
+
+
+# ---- phase 1: commit to points -------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    sent: int
+    statuses: Counter
+    http_latencies: list[float]
+    seconds: float
+    max_lag: float  # how far the schedule fell behind, at worst
+
+    @property
+    def rate(self) -> float:
+        return self.statuses[201] / self.seconds if self.seconds else 0.0
+
+
+async def steady_load(
+    clients: list[LeanClient], prefix: str, rate: float, seconds: float, users: int
+) -> LoadResult:
+    """Send `rate` payments a second for `seconds`, on schedule, whatever the answers take.
+
+    Requests go to the clients (one per payment replica) in turn, as a load balancer would.
+    """
+    loop = asyncio.get_running_loop()
+    total = int(rate * seconds)
+    statuses: Counter = Counter()
+    latencies: list[float] = []
+    max_lag = 0.0
+
+    async def pay(i: int) -> None:
+        body = {
+            "order_id": f"{prefix}-{i}",
+            "user_id": f"user-{random.randrange(users)}",
+            "amount": random.randrange(100, 100_000),
+        }
+        started = loop.time()
+        status = await clients[i % len(clients)].post("/payments", body)
+        latencies.append(loop.time() - started)
+        statuses[status] += 1
+
+    started = loop.time()
+    tasks = []
+    for i in range(total):
+        delay = started + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            max_lag = max(max_lag, -delay)
+        tasks.append(asyncio.create_task(pay(i)))
+    await asyncio.gather(*tasks)
+    return LoadResult(total, statuses, latencies, loop.time() - started, max_lag)
+
+
+@contextlib.contextmanager
+def services(run: Run, replicas: int) -> Iterator[tuple[list[int], dict[str, int]]]:
+    """The payment service replicas and the points service: payment ports, and all pids."""
+    free = ports("points", *(f"payment {n + 1}" for n in range(replicas)))
+    shared_env = {
+        "REDIS_URL": REDIS_URL,
+        "EVENTS_TOPIC": run.events_topic,
+        "DEAD_LETTER_TOPIC": run.dead_letter_topic,
+        "LOG_LEVEL": "WARNING",
+    }
+    points_env = {
+        **shared_env,
+        "POINTS_PORT": str(free.pop("points")),
+        "POINTS_MYSQL_DATABASE": POINTS_DB,
+        "POINTS_GROUP_ID": f"bench-points-{run.tag}",
+    }
+    with contextlib.ExitStack() as stack:
+        pids = {}
+        for name, port in free.items():
+            env = {**shared_env, "PAYMENT_PORT": str(port), "PAYMENT_MYSQL_DATABASE": PAYMENT_DB}
+            url = f"http://127.0.0.1:{port}/health"
+            pids[name] = stack.enter_context(service_process("services.payment", env, url)).pid
+        url = f"http://127.0.0.1:{points_env['POINTS_PORT']}/health"
+        pids["points"] = stack.enter_context(
+            service_process("services.points", points_env, url)
+        ).pid
+        yield list(free.values()), pids
+
+
+async def credit_wallets(settings: PaymentSettings, users: int) -> None:
+    parts = await bootstrap(settings.model_copy(update={"outbox_relay_enabled": False}))
+    try:
+        gate = asyncio.Semaphore(20)
+
+        async def credit(n: int) -> None:
+            async with gate:
+                await parts.service.create_wallet(f"user-{n}")
+                await parts.service.credit(
+                    CreditWallet(f"user-{n}", START_BALANCE, f"bench-seed-{n}")
+                )
+
+        await asyncio.gather(*(credit(n) for n in range(users)))
+    finally:
+        await parts.close()
+
+
+EARNED = (
+    f"SELECT COUNT(*) FROM `{POINTS_DB}`.points_entries e"
+    f" JOIN `{PAYMENT_DB}`.payments p ON p.payment_id = e.payment_id"
+    " WHERE e.kind = 'EARN' AND p.order_id LIKE %s"
+)
+LATENCIES = (
+    "SELECT TIMESTAMPDIFF(MICROSECOND, o.created_at, e.created_at)"
+    f" FROM `{PAYMENT_DB}`.outbox o JOIN `{POINTS_DB}`.points_entries e ON e.event_id = o.event_id"
+    f" JOIN `{PAYMENT_DB}`.payments p ON p.payment_id = e.payment_id"
+    " WHERE p.order_id LIKE %s"
+)
+
+
+@dataclass
+class Measured:
+    row: dict
+    cpu: dict
+
+
+async def measure_rate(
+    clients: list[LeanClient],
+    pool: aiomysql.Pool,
+    prefix: str,
+    rate: float,
+    pids: dict[str, int],
+    args: argparse.Namespace,
+) -> Measured:
+    """One steady run at `rate`; waits until every payment has earned its points."""
+    cpu = CpuSample.begin(pids)
+    load = await steady_load(clients, prefix, rate, args.seconds, args.users)
+    shares = cpu.end()
+    earned = await wait_for_count(
+        pool, EARNED, f"{prefix}-%", load.statuses[201], args.settle_seconds
+    )
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(LATENCIES, (f"{prefix}-%",))
+        latencies = [row[0] / 1e6 for row in await cur.fetchall()]
+        await conn.rollback()
+    if load.statuses[201] != load.sent or earned != load.sent or len(latencies) != load.sent:
+        raise SystemExit(
+            f"pipeline incomplete at {rate}/s: sent {load.sent}, answers"
+            f" {dict(load.statuses)}, points earned for {earned}"
+        )
+    row = {
+        "target rate/s": rate,
+        "payments": load.sent,
+        "achieved rate/s": round(load.rate, 1),
+        "sender lag max ms": round(load.max_lag * 1000, 1),
+        "HTTP p50 ms": round(percentile(load.http_latencies, 50) * 1000, 1),
+        "HTTP p99 ms": round(percentile(load.http_latencies, 99) * 1000, 1),
+        "points applied": earned,
+        "commit→points p50 ms": round(percentile(latencies, 50) * 1000, 1),
+        "commit→points p95 ms": round(percentile(latencies, 95) * 1000, 1),
+        "commit→points p99 ms": round(percentile(latencies, 99) * 1000, 1),
+        "commit→points max ms": round(max(latencies) * 1000, 1),
+    }
+    return Measured(row, {"target rate/s": rate, **shares})
+
+
+async def commit_to_points(run: Run, args: argparse.Namespace) -> list[Measured]:
+    settings = run.payment_settings()
+    await start_clean(settings)
+    await credit_wallets(settings, args.users)
+    pool = await db.create_pool(settings, PAYMENT_DB)
+    try:
+        with services(run, args.replicas) as (payment_ports, service_pids):
+            pids = {**service_pids, "load generator": os.getpid(), **infra_pids()}
+            headers = {"Authorization": f"Bearer {settings.api_keys()[0]}"}
+            clients = [
+                LeanClient("127.0.0.1", port, headers, args.connections // args.replicas)
+                for port in payment_ports
+            ]
+            try:
+                # Warm up: the points consumer joins its group and every connection is opened.
+                warm = await steady_load(clients, f"warm-{run.tag}", 200, 2, args.users)
+                await wait_for_count(pool, EARNED, f"warm-{run.tag}-%", warm.statuses[201], 120)
+                return [
+                    await measure_rate(clients, pool, f"bench-{run.tag}-{n}", rate, pids, args)
+                    for n, rate in enumerate(args.rates)
+                ]
+            finally:
+                for client in clients:
+                    await client.close()
+    finally:
+        await db.close_pool(pool)
+
+
+async def delete_topics(bootstrap_servers: str, run: Run) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in run.topics() if t in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+def verdicts(rows: list[dict], drains: list[dict]) -> list[str]:
+    """The issue's targets against what was measured, one line each."""
+    lines = []
+    for row in rows:
+        p99 = row["commit→points p99 ms"]
+        kept_up = row["achieved rate/s"] >= 0.98 * row["target rate/s"]
+        met = p99 < LATENCY_TARGET_MS and kept_up
+        lines.append(
+            f"{row['target rate/s']:g}/s asked, {row['achieved rate/s']}/s served:"
+            f" commit→points p99 {p99} ms, target < {LATENCY_TARGET_MS} ms"
+            f" {'met' if met else 'NOT met'}"
+        )
+    drained = drains[0]["events/s"]
+    lines.append(
+        f"backlog drained by one relay at {drained} events/s, target >= {DRAIN_TARGET_PER_S}"
+        f" {'met' if drained >= DRAIN_TARGET_PER_S else 'NOT met'}"
+    )
+    return lines
+
+
+async def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    run = Run(uuid.uuid4().hex[:8])
+    bootstrap_servers = run.payment_settings().kafka_bootstrap_servers
+    rates = ", ".join(f"{rate:g}/s" for rate in args.rates)
+    settings = run.payment_settings()
+    specs = [
+        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+        for name in run.topics()
+    ]
+    await ensure_topics(bootstrap_servers, specs)  # early, so leaders are settled when used
+    try:
+        print(f"commit→points: {rates}, {args.seconds:g} s each, {args.users} users ...")
+        measured = await commit_to_points(run, args)
+        print(f"draining {args.backlog} outbox rows ...\n", flush=True)
+        settings = run.payment_settings(
+            events_topic=run.drain_topic, outbox_batch_size=args.batch_size
+        )
+        drains = [
+            await drain(settings, PAYMENT_DB, args.backlog, relays, args.settle_seconds)
+            for relays in (1, 2)
+        ]
+    finally:
+        await delete_topics(bootstrap_servers, run)
+    rows = [m.row for m in measured]
+    cpu = [m.cpu for m in measured]
+    print_table(rows, list(rows[0]))
+    print("\nCPU over each steady run, % of one core:")
+    print_table(cpu, list(dict.fromkeys(key for row in cpu for key in row)))
+    print()
+    print_table(drains, list(drains[0]))
+    print()
+    for line in verdicts(rows, drains):
+        print(line)
+    path = write_json(
+        "events",
+        {"commit_to_points": rows, "cpu": cpu, "drain": drains, "verdicts": verdicts(rows, drains)},
+    )
+    print(f"JSON: {path}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=[500, 400, 300], help="payments per second, each"
+    )
+    parser.add_argument("--seconds", type=float, default=20, help="length of each steady run")
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, default=1, help="payment service processes")
+    parser.add_argument("--connections", type=int, default=200, help="HTTP connections at most")
+    parser.add_argument("--backlog", type=int, default=50_000, help="outbox rows to drain")
+    parser.add_argument("--batch-size", type=int, default=500, help="the relay's batch size")
+    parser.add_argument("--settle-seconds", type=float, default=180, help="give up after this")
+    asyncio.run(main(parser.parse_args()))
