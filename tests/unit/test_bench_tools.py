@@ -5,7 +5,7 @@ import os
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from bench.cpu import CpuSample, process_ticks
+from bench.cpu import CpuSample, machine_ticks, process_ticks
 from bench.events import verdicts
 from bench.lean_http import LeanClient
 from tests.servers import serving
@@ -37,9 +37,14 @@ async def test_lean_client_reads_statuses_and_reuses_its_connections() -> None:
 
 def test_cpu_sample_sees_this_process_working() -> None:
     sample = CpuSample.begin({"me": os.getpid(), "gone": 2**22 + 1})
-    before = process_ticks(os.getpid())
-    assert before is not None
-    while process_ticks(os.getpid()) == before:  # burn CPU until the kernel counts a tick
+    started = sample.started["me"]
+    assert started is not None
+
+    def counted() -> bool:  # the kernel has counted ticks for us and for the machine
+        me = process_ticks(os.getpid())
+        return me is not None and me > started and machine_ticks()[1] > sample.machine[1]
+
+    while not counted():
         sum(range(10_000))
     shares = sample.end()
     assert shares["me"] > 0
