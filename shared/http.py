@@ -6,7 +6,7 @@ Every error leaves as JSON `{"code": "UPPER_SNAKE", "message": "..."}` (validati
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -44,7 +44,7 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JsonResponse:
     return JsonResponse(
         {"code": code, "message": message, **extra}, status_code=status, headers=headers

@@ -9,7 +9,7 @@ import asyncio
 import pymysql.err
 import redis.exceptions
 
-DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     pymysql.err.OperationalError,
     pymysql.err.InterfaceError,
     redis.exceptions.ConnectionError,
