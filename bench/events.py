@@ -23,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import aiomysql
 from aiokafka.admin import AIOKafkaAdminClient
@@ -41,10 +42,16 @@ from tests.processes import ports, service_process
 
 PAYMENT_DB = "mockpay_bench_payment"
 POINTS_DB = "mockpay_bench_points"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_DB = 14  # the bench's own Redis database, flushed at the start of every run
 START_BALANCE = 10**12
 LATENCY_TARGET_MS = 250
 DRAIN_TARGET_PER_S = 5000
+
+
+def bench_redis_url() -> str:
+    """The configured Redis server (REDIS_URL), with the bench's own database number."""
+    configured = urlsplit(PaymentSettings().redis_url)
+    return urlunsplit(configured._replace(path=f"/{REDIS_DB}"))
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class Run:
     def payment_settings(self, **overrides: object) -> PaymentSettings:
         values: dict[str, object] = {
             "payment_mysql_database": PAYMENT_DB,
-            "redis_url": REDIS_URL,
+            "redis_url": bench_redis_url(),
             "events_topic": self.events_topic,
             "dead_letter_topic": self.dead_letter_topic,
         }
@@ -181,7 +188,7 @@ def services(run: Run, replicas: int) -> Iterator[tuple[list[int], dict[str, int
     """The payment service replicas and the points service: payment ports, and all pids."""
     free = ports("points", *(f"payment {n + 1}" for n in range(replicas)))
     shared_env = {
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": bench_redis_url(),
         "EVENTS_TOPIC": run.events_topic,
         "DEAD_LETTER_TOPIC": run.dead_letter_topic,
         "LOG_LEVEL": "WARNING",
