@@ -17,17 +17,24 @@ MIGRATION_LOCK_SECONDS = 30
 
 
 async def create_pool(
-    settings: ServiceSettings, database: str, init_command: str | None = None
+    settings: ServiceSettings,
+    database: str,
+    init_command: str | None = None,
+    maxsize: int | None = None,
 ) -> aiomysql.Pool:
-    """A pool of non-autocommit connections; callers open and end transactions themselves."""
+    """A pool of non-autocommit connections; callers open and end transactions themselves.
+
+    `maxsize` overrides MYSQL_POOL_MAX, for a small pool of a background task's own.
+    """
+    maxsize = maxsize or settings.mysql_pool_max
     return await aiomysql.create_pool(
         host=settings.mysql_host,
         port=settings.mysql_port,
         user=settings.mysql_user,
         password=settings.mysql_password.get_secret_value(),
         db=database,
-        minsize=settings.mysql_pool_min,
-        maxsize=settings.mysql_pool_max,
+        minsize=min(settings.mysql_pool_min, maxsize),
+        maxsize=maxsize,
         connect_timeout=settings.mysql_connect_timeout_seconds,
         autocommit=False,
         charset="utf8mb4",

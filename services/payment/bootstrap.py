@@ -41,9 +41,11 @@ class Components:
     bank_http: httpx.AsyncClient
     reconciler: Reconciler
     relay: OutboxRelay
+    relay_pool: aiomysql.Pool
 
     async def close(self) -> None:
         await self.relay.stop()
+        await db.close_pool(self.relay_pool)
         await self.reconciler.stop()
         await self.bank_http.aclose()
         await self.locks.close()
@@ -99,7 +101,12 @@ async def bootstrap(settings: PaymentSettings, migrate: bool = True) -> Componen
         settings.payment_mysql_database,
         settings.payment_lock_strategy,
     )
-    relay = build_relay(settings, pool)
+    # The relay has connections of its own: from the shared pool it would wait behind every
+    # queued request whenever the service is busy, and events would wait with it.
+    relay_pool = await db.create_pool(
+        settings, settings.payment_mysql_database, maxsize=settings.outbox_relay_connections
+    )
+    relay = build_relay(settings, relay_pool)
     payments = PaymentService(locking, unit_of_work)
     payments.events_topic = settings.events_topic
     payments.events_committed = relay.wake
@@ -117,6 +124,7 @@ async def bootstrap(settings: PaymentSettings, migrate: bool = True) -> Componen
         bank_http,
         reconciler,
         relay,
+        relay_pool,
     )
 
 
@@ -129,6 +137,7 @@ def build_relay(settings: PaymentSettings, pool: aiomysql.Pool) -> OutboxRelay:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         topics=topics,
         batch_size=settings.outbox_batch_size,
+        linger=settings.outbox_linger_ms / 1000,
         poll_interval=settings.outbox_poll_interval_seconds,
         retry_backoff=settings.outbox_retry_backoff_seconds,
         retention=timedelta(hours=settings.outbox_retention_hours),

@@ -4,7 +4,8 @@ It claims a batch with `SELECT ... FOR UPDATE SKIP LOCKED`, so relays of several
 share the work without waiting on each other; sends it with an idempotent, acks=all
 producer; and marks the rows published in the same transaction that claimed them, so a
 crash between send and mark only means a redelivery, which consumers absorb by event_id.
-It wakes at once when its own process commits an event and polls as a fallback. While
+It wakes when its own process commits an event (after a short linger, so commits close
+together share a batch) and polls as a fallback. While
 Kafka is down the outbox simply grows, and drains when Kafka is back.
 """
 
@@ -33,6 +34,7 @@ class RelayConfig:
     bootstrap_servers: str
     topics: list[TopicSpec]
     batch_size: int = 500
+    linger: float = 0.01  # after a wake-up, let more commits join the batch
     poll_interval: float = 1.0
     retry_backoff: float = 1.0
     retention: timedelta = timedelta(hours=24)
@@ -83,6 +85,10 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+                # Woken by a commit: a moment's wait lets the commits right behind it share
+                # the batch. Without it a busy service runs a batch per commit or two, and
+                # the relay's own round trips cost as much as the payments'.
+                await asyncio.sleep(self.config.linger)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:

@@ -29,7 +29,9 @@ class PaymentSettings(ServiceSettings):
     charge_reconcile_batch: int = 100
 
     outbox_relay_enabled: bool = True
+    outbox_relay_connections: int = 2  # its own pool: never queued behind payment traffic
     outbox_batch_size: int = 500
+    outbox_linger_ms: float = 10.0
     outbox_poll_interval_seconds: float = 1.0
     outbox_retry_backoff_seconds: float = 1.0
     outbox_retention_hours: float = 24.0

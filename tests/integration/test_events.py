@@ -243,6 +243,26 @@ async def test_a_payment_that_rolls_back_emits_nothing(topics):
         assert await app.query("SELECT COUNT(*) FROM outbox WHERE event_key = %s", user) == [(0,)]
 
 
+async def test_the_relay_publishes_while_requests_hold_every_pooled_connection(topics):
+    settings = {**topics.payment_settings(), "outbox_relay_enabled": False, "mysql_pool_max": 2}
+    async with running_payment_app(**settings) as app:
+        user = await app.new_wallet(balance=1_000)
+        assert (await app.pay(user, 100)).status_code == 201
+        pool = app.parts.pool
+        busy = [await pool.acquire() for _ in range(pool.maxsize)]  # a service under load
+        try:
+            app.parts.relay.start()
+
+            async def published() -> bool:
+                return app.parts.relay.published >= 1
+
+            await eventually(published, timeout=30)
+        finally:
+            for conn in busy:
+                pool.release(conn)
+        assert await app.parts.relay.unpublished() == 0
+
+
 async def test_points_service_stopped_then_started_catches_up(points):
     topics = Topics.unique()
     async with running_payment_app(**topics.payment_settings()) as app:
