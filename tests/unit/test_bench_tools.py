@@ -61,6 +61,7 @@ def test_verdicts_need_both_the_rate_and_the_latency() -> None:
         [row(500, 499, 120.0), row(500, 400, 120.0), row(500, 500, 300.0)],
         [{"events/s": 4000.0}],
     )
+    assert "(the rate was not served)" in lines[1]
     assert [line.endswith(" met") and "NOT" not in line for line in lines] == [
         True,
         False,
