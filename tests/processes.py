@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.servers import free_port
+from tests.waiting import eventually_blocking
 
 REPO = Path(__file__).resolve().parents[1]
 LOGS = REPO / ".local" / "logs" / "tests"
@@ -40,16 +41,15 @@ def service_process(
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def healthy() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: process exited; see {log_path}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} not healthy after {timeout}s; see {log_path}")
-        time.sleep(0.1)
+            return httpx.get(url, timeout=1).status_code == 200
+        return False
+
+    message = f"{url} not healthy after {timeout}s; see {log_path}"
+    eventually_blocking(healthy, timeout, interval=0.1, message=message)
 
 
 def stop(process: subprocess.Popen) -> None:

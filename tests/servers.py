@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 from fastapi import FastAPI
 
+from tests.waiting import eventually
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,12 +24,13 @@ async def serving(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 20
-    while not server.started:
+
+    async def started() -> bool:
         if task.done():
-            task.result()
-        assert asyncio.get_running_loop().time() < deadline, "server did not start"
-        await asyncio.sleep(0.01)
+            task.result()  # raises what stopped the server from starting
+        return server.started
+
+    await eventually(started, timeout=20, interval=0.01, message="server did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

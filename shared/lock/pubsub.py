@@ -28,6 +28,11 @@ class Signal:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._pending = False
 
+    @property
+    def waiting(self) -> int:
+        """How many waiters are waiting now."""
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
     def notify_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()

@@ -32,7 +32,7 @@ async def test_lock_excludes_concurrent_holders_across_processes(redis, local_qu
     async def increment(locks: LockService) -> None:
         async with locks.hold("shared", wait_time=30):
             value = int(await redis.get(counter))
-            await asyncio.sleep(0)  # give another task the chance to interleave
+            await asyncio.sleep(0)  # under test: other tasks get every chance to interleave
             await redis.set(counter, value + 1)
 
     await asyncio.gather(*(increment(processes[i % 3]) for i in range(90)))
@@ -153,7 +153,17 @@ async def test_watchdog_keeps_a_long_holder_alive_and_stops_after_unlock(redis):
     locks = service(redis, watchdog_timeout=0.6)
     lock = locks.lock("long")
     lease = await lock.try_lock(wait_time=1)
-    await asyncio.sleep(2.0)  # the thing under test: more than three leases go by
+    renewals, last_ttl = 0, await redis.pttl(lock.key)
+
+    async def renewed_through_three_leases() -> bool:
+        nonlocal renewals, last_ttl
+        ttl = await redis.pttl(lock.key)
+        assert ttl > 0, "the lock expired while its holder was alive"
+        renewals += ttl > last_ttl  # a renewal puts the full lease back
+        last_ttl = ttl
+        return renewals >= 10  # every lease/3: over three leases
+
+    await eventually(renewed_through_three_leases, timeout=60, interval=0.02)
     assert await lock.is_locked()
     lease.ensure_held()
     await lock.unlock()
@@ -223,7 +233,7 @@ async def test_local_hand_over_gives_every_holder_a_newer_token(redis):
     async def take() -> None:
         async with locks.hold("handed", wait_time=10) as lease:
             tokens.append(lease.token)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # under test: the others queue up locally meanwhile
 
     await asyncio.gather(*(take() for _ in range(30)))
     assert tokens == sorted(tokens) and len(set(tokens)) == 30

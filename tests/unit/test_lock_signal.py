@@ -1,12 +1,20 @@
 import asyncio
 
 from shared.lock.pubsub import Signal
+from tests.waiting import eventually
+
+
+async def until_waiting(signal: Signal, count: int) -> None:
+    async def waiting() -> bool:
+        return signal.waiting == count
+
+    await eventually(waiting, timeout=10, interval=0.001)
 
 
 async def test_notify_wakes_exactly_one_waiter():
     signal = Signal()
     waiters = [asyncio.create_task(signal.wait(5)) for _ in range(3)]
-    await asyncio.sleep(0)
+    await until_waiting(signal, 3)
     signal.notify_one()
     done, pending = await asyncio.wait(waiters, timeout=0.2)
     assert len(done) == 1 and len(pending) == 2
@@ -27,9 +35,9 @@ async def test_wait_times_out_without_a_notify():
 async def test_a_wake_up_is_not_lost_when_its_waiter_is_cancelled():
     signal = Signal()
     first = asyncio.create_task(signal.wait(5))
-    await asyncio.sleep(0)
+    await until_waiting(signal, 1)
     second = asyncio.create_task(signal.wait(0.5))
-    await asyncio.sleep(0)
+    await until_waiting(signal, 2)
     signal.notify_one()
     first.cancel()
     results = await asyncio.gather(first, second, return_exceptions=True)
