@@ -5,8 +5,9 @@ share the work without waiting on each other; sends it with an idempotent, acks=
 producer; and marks the rows published in the same transaction that claimed them, so a
 crash between send and mark only means a redelivery, which consumers absorb by event_id.
 It wakes when its own process commits an event (after a short linger, so commits close
-together share a batch) and polls as a fallback. While
-Kafka is down the outbox simply grows, and drains when Kafka is back.
+together share a batch) and polls as a fallback. It has database connections of its own,
+so a busy service's queued requests never hold it up. While Kafka is down the outbox
+simply grows, and drains when Kafka is back.
 """
 
 import asyncio

@@ -1,7 +1,7 @@
 """FastAPI dependencies: the components built at startup, as annotated aliases.
 
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool,
-which cost two thread hops per payment and a tenth of the service's CPU (bench-events).
+which cost two thread hops per payment (seen in a profile under bench-events).
 """
 
 from typing import Annotated
