@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
-.PHONY: help setup lock infra-up infra-down infra-status up down payment points bank-gateway \
+.PHONY: help setup lock infra-up infra-down infra-status up down status payment points bank-gateway \
         fake-bank migrate credit test test-unit test-integration test-e2e lint fmt logs \
         bench-lock bench-bank bench-events dlt-list dlt-replay
 
@@ -38,6 +38,9 @@ up: setup infra-up ## Start everything in the background, print addresses and th
 down: ## Stop every service and server that make up started
 	@bash scripts/services.sh down
 	@bash scripts/infra.sh down
+status: ## Each service with its pid and uptime (supervisord), and the servers
+	@bash scripts/services.sh status
+	@bash scripts/infra.sh status
 
 payment: setup ## Run the payment service in the foreground
 	@$(PY) -m services.payment

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Start or stop the four services in the background: logs in .local/logs, pids in .local/run.
-#   scripts/services.sh up|down
+# The four services in the background under supervisord (PyPI `supervisor`): a service that
+# exits, crashes or is killed is started again at once. Logs in .local/logs, supervisord's
+# socket and pid in .local/run.
+#   scripts/services.sh up|down|status
+# MOCKPAY_SERVICES="fake-bank payment" runs a subset (tests do); the default is all four.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -11,34 +14,104 @@ load_env
 STATE=${MOCKPAY_STATE_DIR:-$ROOT/.local}
 RUN=$STATE/run
 LOGS=$STATE/logs
-PY=$ROOT/.venv/bin/python
+VENV=$ROOT/.venv/bin
+CONF=$RUN/supervisord.conf
 SERVICE_WAIT_SECONDS=${SERVICE_WAIT_SECONDS:-60}
+# A process that lives this long counts as started; one that dies sooner is retried this
+# many times (1 s, 2 s, ... apart) before supervisord gives up on it.
+SUPERVISOR_START_SECONDS=${SUPERVISOR_START_SECONDS:-1}
+SUPERVISOR_START_RETRIES=${SUPERVISOR_START_RETRIES:-10}
+# SIGTERM first: the points consumer leaves its group, the payment service drains.
+SUPERVISOR_STOP_WAIT_SECONDS=${SUPERVISOR_STOP_WAIT_SECONDS:-20}
 
 # name, module, health url
-SERVICES="fake-bank services.bank_gateway.fake_bank http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}/health
+ALL_SERVICES="fake-bank services.bank_gateway.fake_bank http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}/health
 bank-gateway services.bank_gateway http://${BANK_GATEWAY_HOST:-127.0.0.1}:${BANK_GATEWAY_PORT:-8001}/health
 payment services.payment http://${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}/health
 points services.points http://${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003}/health"
 
-healthy() { "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"; }
+SERVICES=$(while read -r name module url; do
+  case " ${MOCKPAY_SERVICES:-$(cut -d' ' -f1 <<< "$ALL_SERVICES" | tr '\n' ' ')} " in
+    *" $name "*) echo "$name $module $url" ;;
+  esac
+done <<< "$ALL_SERVICES")
+
+healthy() { "$VENV/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"; }
+
+ctl() { "$VENV/supervisorctl" -c "$CONF" "$@"; }
+
+# supervisord answers on its socket: the only proof that it runs (a pid file can outlive it,
+# and a killed process's pid still answers kill -0 until it is reaped).
+supervisor_answers() { [ -S "$RUN/supervisor.sock" ] && ctl pid >/dev/null 2>&1; }
+
+# RUNNING in supervisord's own table: not just "something answers on its port".
+program_running() { ctl status "$1" 2>/dev/null | grep -q RUNNING; }
+
+write_config() {
+  local name module url
+  cat > "$CONF" <<CONF
+; Written by scripts/services.sh up; edit that script, not this file.
+[unix_http_server]
+file=$RUN/supervisor.sock
+chmod=0700
+
+[supervisord]
+logfile=$LOGS/supervisord.log
+logfile_maxbytes=10MB
+pidfile=$RUN/supervisord.pid
+childlogdir=$LOGS
+nodaemon=true
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$RUN/supervisor.sock
+CONF
+  while read -r name module url; do
+    cat >> "$CONF" <<CONF
+
+[program:$name]
+command=$VENV/python -m $module
+directory=$ROOT
+autostart=true
+autorestart=true
+startsecs=$SUPERVISOR_START_SECONDS
+startretries=$SUPERVISOR_START_RETRIES
+stopsignal=TERM
+stopwaitsecs=$SUPERVISOR_STOP_WAIT_SECONDS
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=$LOGS/$name.log
+stdout_logfile_maxbytes=50MB
+stdout_logfile_backups=3
+CONF
+  done <<< "$SERVICES"
+}
 
 up() {
   mkdir -p "$RUN" "$LOGS"
+  if supervisor_answers; then
+    log "supervisord: already running (pid $(ctl pid)); starting what is stopped"
+    ctl start all >/dev/null || true
+  else
+    write_config
+    rm -f "$RUN/supervisor.sock"
+    log "supervisord: starting the services, logs in $LOGS"
+    spawn "$RUN/supervisord.spawn.pid" "$LOGS/supervisord.out" "$VENV/supervisord" -c "$CONF"
+    wait_for "supervisord" 30 supervisor_answers
+  fi
   local name module url
   while read -r name module url; do
-    if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
-      log "$name: already running (pid $(cat "$RUN/$name.pid"))"
-    else
-      log "$name: starting, log in $LOGS/$name.log"
-      rm -f "$RUN/$name.pid"
-      spawn "$RUN/$name.pid" "$LOGS/$name.log" "$PY" -m "$module"
-    fi
+    wait_for "$name (supervisord)" "$SERVICE_WAIT_SECONDS" program_running "$name" \
+      || die "$name is not RUNNING under supervisord; see $LOGS/$name.log"
     wait_for "$name" "$SERVICE_WAIT_SECONDS" healthy "$url" \
       || die "$name did not answer $url; see $LOGS/$name.log"
   done <<< "$SERVICES"
   cat <<MSG
 
-Mock-Pay is up.
+Mock-Pay is up (kept alive by supervisord: make status).
   payment service   http://${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}   (docs: /docs)
   bank gateway      http://${BANK_GATEWAY_HOST:-127.0.0.1}:${BANK_GATEWAY_PORT:-8001}
   fake bank         http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}
@@ -46,19 +119,28 @@ Mock-Pay is up.
   MariaDB 127.0.0.1:${MYSQL_PORT:-3306}   Redis 127.0.0.1:${REDIS_PORT:-6379}   Kafka 127.0.0.1:${KAFKA_PORT:-9092}
   API key           ${PAYMENT_API_KEYS%%,*}
   try: curl -H "Authorization: Bearer ${PAYMENT_API_KEYS%%,*}" http://127.0.0.1:${PAYMENT_PORT:-8000}/wallets -d '{"user_id":"alice"}' -H 'content-type: application/json'
-  logs: make logs      stop: make down
+  logs: make logs      status: make status      stop: make down
 MSG
 }
 
+# SIGTERM to supervisord stops every service (SIGTERM, then SIGKILL after stopwaitsecs) and
+# then supervisord itself; stop_pidfile waits for it.
 down() {
-  local name module url
-  while read -r name module url; do
-    stop_pidfile "$name" "$RUN/$name.pid"
-  done <<< "$(tac <<< "$SERVICES")"
+  stop_pidfile supervisord "$RUN/supervisord.spawn.pid"
+  rm -f "$RUN/supervisor.sock" "$RUN/supervisord.pid"
+}
+
+status() {
+  if supervisor_answers; then
+    ctl status || true  # exits 3 when a program is not RUNNING; the table says which
+  else
+    log "supervisord is not running (make up starts it)"
+  fi
 }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  *) die "usage: $0 up|down" ;;
+  status) status ;;
+  *) die "usage: $0 up|down|status" ;;
 esac
