@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
 .PHONY: help setup lock infra-up infra-down infra-status up down status payment points bank-gateway \
         fake-bank migrate credit test test-unit test-integration test-e2e lint fmt logs \
-        bench-lock bench-bank bench-events dlt-list dlt-replay
+        bench-lock bench-bank bench-events dlt-list dlt-replay audit
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ dlt-list: setup ## List the dead letters of payment.events.DLT
 	@$(PY) -m services.points.dlt list
 dlt-replay: setup ## Replay dead letters: all, or OFFSET=n [PARTITION=p], or EVENT_ID=id
 	@$(PY) -m services.points.dlt replay $(if $(EVENT_ID),--event-id "$(EVENT_ID)",$(if $(OFFSET),--offset $(OFFSET) $(if $(PARTITION),--partition $(PARTITION)),--all))
+
+audit: setup ## Check every money and event invariant in the databases (AUDIT_ARGS=--json)
+	@$(PY) -m services.audit $(AUDIT_ARGS)
 
 logs: ## Tail the logs of the running services
 	@tail -n 40 .local/logs/*.log
