@@ -8,16 +8,16 @@ dead-lettered at once); UnknownEventType is a newer producer's event, ignored on
 """
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from shared.contract import MAX_AMOUNT, MIN_AMOUNT
 
 PAYMENT_COMPLETED = "PaymentCompleted"
 PAYMENT_CANCELLED = "PaymentCancelled"
 EVENT_TYPES = frozenset({PAYMENT_COMPLETED, PAYMENT_CANCELLED})
 SCHEMA_VERSION = 1
-MAX_AMOUNT = 100_000_000
 
 
 class InvalidEvent(Exception):
@@ -46,10 +46,6 @@ class PaymentEvent:
     def to_bytes(self) -> bytes:
         return orjson.dumps(asdict(self))
 
-    @staticmethod
-    def now() -> str:
-        return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
 
 _TEXT_FIELDS = ("event_id", "event_type", "occurred_at", "payment_id", "order_id", "user_id")
 
@@ -69,8 +65,14 @@ def decode(raw: bytes | None) -> PaymentEvent:
         if not isinstance(data[name], str) or not data[name]:
             raise InvalidEvent(f"{name} must be a non-empty string")
     amount = data["amount"]
-    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_AMOUNT:
-        raise InvalidEvent(f"amount must be an integer from 1 to {MAX_AMOUNT}, not {amount!r}")
+    if (
+        isinstance(amount, bool)
+        or not isinstance(amount, int)
+        or not MIN_AMOUNT <= amount <= MAX_AMOUNT
+    ):
+        raise InvalidEvent(
+            f"amount must be an integer from {MIN_AMOUNT} to {MAX_AMOUNT}, not {amount!r}"
+        )
     if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise InvalidEvent(f"unsupported schema_version {data.get('schema_version')!r}")
     if data["event_type"] not in EVENT_TYPES:

@@ -8,6 +8,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.settings import ServiceSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -16,6 +18,14 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int
+
+
+def event_topics(settings: ServiceSettings) -> list[TopicSpec]:
+    """The payment events topic and its dead-letter topic, as the settings name them."""
+    return [
+        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+        for name in (settings.events_topic, settings.dead_letter_topic)
+    ]
 
 
 async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None:

@@ -1,11 +1,10 @@
 """The transfer body shared by the gateway and the fake bank (see CONTRACT.md)."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict
 
-ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
+from shared.fields import Amount, Id
 
 
 class TransferRequest(BaseModel):
@@ -13,5 +12,5 @@ class TransferRequest(BaseModel):
 
     transfer_id: Id
     account: Id
-    amount: Annotated[StrictInt, Field(ge=1, le=100_000_000)]
+    amount: Amount
     direction: Literal["withdraw", "deposit"]

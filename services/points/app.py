@@ -5,11 +5,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
-from fastapi import Path as PathParam
 from faust.contrib.asgi import faust_app_running
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
@@ -19,14 +17,14 @@ from services.points.settings import PointsSettings
 from services.points.store import PointsStore
 from services.points.streaming import create_faust_app
 from shared import db
+from shared.fields import PathId
 from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.infra_errors import DEPENDENCY_ERRORS
-from shared.kafka import TopicSpec, ensure_topics, idempotent_producer
+from shared.kafka import ensure_topics, event_topics, idempotent_producer
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 KAFKA_STARTUP_SECONDS = 60
 
 
@@ -44,7 +42,7 @@ def create_app(settings: PointsSettings) -> FastAPI:
             reraise=True,
         ):
             with attempt:
-                await ensure_topics(settings.kafka_bootstrap_servers, topics(settings))
+                await ensure_topics(settings.kafka_bootstrap_servers, event_topics(settings))
                 await producer.start()
         store = PointsStore(pool, settings.points_rate)
         dead_letters = DeadLetters(
@@ -73,9 +71,7 @@ def create_app(settings: PointsSettings) -> FastAPI:
     install_error_handlers(app, settings.retry_after_seconds)
 
     @app.get("/points/{user_id}")
-    async def points(
-        user_id: Annotated[str, PathParam(pattern=ID_PATTERN)], request: Request
-    ) -> JsonResponse:
+    async def points(user_id: PathId, request: Request) -> JsonResponse:
         """A user's points balance and latest entries."""
         account = await request.app.state.store.account(user_id)
         if account is None:
@@ -106,10 +102,3 @@ def create_app(settings: PointsSettings) -> FastAPI:
         )
 
     return app
-
-
-def topics(settings: PointsSettings) -> list[TopicSpec]:
-    return [
-        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-        for name in (settings.events_topic, settings.dead_letter_topic)
-    ]

@@ -1,18 +1,14 @@
 """Points in MariaDB: an event's effect and its event_id are written in one transaction."""
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import aiomysql
 
 from services.points.domain import EARN, change_for
+from shared.clock import iso, utcnow
 from shared.events import PAYMENT_CANCELLED, PaymentEvent
 from shared.infra_errors import DEPENDENCY_ERRORS
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class PointsStore:
@@ -24,7 +20,7 @@ class PointsStore:
         """Apply the event once; False when its event_id was applied before."""
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             try:
-                now = _now()
+                now = utcnow()
                 await cur.execute(
                     "INSERT INTO processed_events (event_id, event_type, processed_at)"
                     " VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE event_id = event_id",
@@ -80,7 +76,7 @@ class PointsStore:
                     "event_id": event_id,
                     "kind": kind,
                     "delta": delta,
-                    "created_at": created_at.isoformat(timespec="microseconds") + "Z",
+                    "created_at": iso(created_at),
                 }
                 for payment_id, event_id, kind, delta, created_at in await cur.fetchall()
             ]

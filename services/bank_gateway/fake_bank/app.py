@@ -9,12 +9,13 @@ import logging
 import random
 from typing import Annotated
 
-from fastapi import FastAPI, Path
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.bank_gateway.fake_bank.bank import Bank, InjectedError, TransferConflict
-from services.bank_gateway.schemas import ID_PATTERN, TransferRequest
+from services.bank_gateway.schemas import TransferRequest
 from services.bank_gateway.settings import FakeBankSettings
+from shared.fields import PathId
 from shared.http import JsonResponse, error_response, install_error_handlers
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def create_app(settings: FakeBankSettings) -> FastAPI:
 
     @app.get("/transfers/{transfer_id}")
     async def get_transfer(
-        transfer_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        transfer_id: PathId,
     ) -> JsonResponse:
         """The bank's record of a transfer, for reconciliation."""
         bank.requests += 1
@@ -73,7 +74,7 @@ def create_app(settings: FakeBankSettings) -> FastAPI:
         return JsonResponse({**record.__dict__, "status": record.status.value})
 
     @app.get("/accounts/{account}")
-    async def get_account(account: Annotated[str, Path(pattern=ID_PATTERN)]) -> JsonResponse:
+    async def get_account(account: PathId) -> JsonResponse:
         """An account's balance and what succeeded transfers moved."""
         return JsonResponse(bank.account(account))
 

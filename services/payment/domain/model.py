@@ -7,10 +7,6 @@ from enum import StrEnum
 from services.payment.domain.errors import InsufficientBalance
 from shared.events import PAYMENT_CANCELLED, PAYMENT_COMPLETED, PaymentEvent
 
-MIN_AMOUNT = 1
-MAX_AMOUNT = 100_000_000
-ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-
 
 class PaymentStatus(StrEnum):
     COMPLETED = "COMPLETED"

@@ -1,18 +1,17 @@
 """HTTP routes: parse, build a command, call the service, shape the answer."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from services.payment.domain.commands import CancelPayment, ChargeWallet, Pay
-from services.payment.domain.model import ID_PATTERN, ChargeStatus
+from services.payment.domain.model import ChargeStatus
 from services.payment.entrypoints.deps import (
     ChargeIdempotencyDep,
     ChargeServiceDep,
     ComponentsDep,
     IdempotencyDep,
-    PathId,
     ServiceDep,
 )
 from services.payment.entrypoints.idempotent import run_once
@@ -29,11 +28,15 @@ from services.payment.entrypoints.schemas import (
     wallet_body,
 )
 from shared import db
+from shared.contract import ID_MAX_LENGTH, ID_PATTERN
+from shared.fields import PathId
 from shared.http import JsonResponse
 from shared.idempotency import fingerprint
 from shared.infra_errors import DEPENDENCY_ERRORS
 
-ERRORS = {status: {"model": ErrorBody} for status in (401, 402, 404, 409, 413, 422, 502, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (401, 402, 404, 409, 413, 422, 502, 503)
+}
 
 api = APIRouter(responses=ERRORS)
 public = APIRouter()
@@ -85,7 +88,8 @@ async def charge_wallet(
 
 @api.get("/payments", response_model=PaymentBody)
 async def find_payment(
-    order_id: Annotated[str, Query(pattern=ID_PATTERN, max_length=64)], service: ServiceDep
+    order_id: Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)],
+    service: ServiceDep,
 ) -> JsonResponse:
     """The payment made for an order_id."""
     return JsonResponse(payment_body(await service.find_payment(order_id)))

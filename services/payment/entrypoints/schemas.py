@@ -1,21 +1,13 @@
 """Request and response bodies. Amounts are strict JSON integers; ids are 1-64 safe chars."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict
 
-from services.payment.domain.model import (
-    ID_PATTERN,
-    MAX_AMOUNT,
-    MIN_AMOUNT,
-    Charge,
-    Payment,
-    Wallet,
-)
-
-Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
-Amount = Annotated[StrictInt, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]
+from services.payment.domain.model import Charge, Payment, Wallet
+from shared.clock import iso
+from shared.fields import Amount, Id
 
 
 class Request(BaseModel):
@@ -71,7 +63,7 @@ def wallet_body(wallet: Wallet) -> dict[str, Any]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="microseconds") + "Z"
+    return None if moment is None else iso(moment)
 
 
 def payment_body(payment: Payment) -> dict[str, Any]:
