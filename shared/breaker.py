@@ -7,7 +7,7 @@ extension points (listeners, storage) cannot add them. This is the focused repla
 - CLOSED: outcomes go into a count-based sliding window (`window_size` calls). Once it
   holds `minimum_calls`, the breaker opens when the failure rate or the slow-call rate
   reaches its threshold (in percent).
-- OPEN: calls are refused (CallNotPermitted) for `wait_in_open`; then the breaker is
+- OPEN: calls are refused (CallNotPermitted) for `wait_in_open_seconds`; then the breaker is
   HALF_OPEN, on the next call or, with `automatic_transition`, as soon as anyone looks.
 - HALF_OPEN: exactly `half_open_calls` trial calls are let through; when all are
   recorded their rates decide: CLOSED (a fresh window) or OPEN again.
@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict
+
 log = logging.getLogger(__name__)
 
 
@@ -37,14 +39,17 @@ class State(StrEnum):
     DISABLED = "DISABLED"
 
 
-@dataclass(frozen=True)
-class BreakerConfig:
+class BreakerConfig(BaseModel):
+    """The breaker's settings; a service nests it in its settings (`BREAKER_*`)."""
+
+    model_config = ConfigDict(frozen=True)
+
     window_size: int = 5
     minimum_calls: int = 5
     failure_rate_threshold: float = 40.0
     slow_call_rate_threshold: float = 100.0
     slow_call_seconds: float = 2.0
-    wait_in_open: float = 10.0
+    wait_in_open_seconds: float = 10.0
     half_open_calls: int = 3
     automatic_transition: bool = False
 
@@ -129,13 +134,16 @@ class CircuitBreaker:
         log.warning("circuit breaker %r: %s -> %s", self.name, before.value, to.value)
 
     def _half_open_if_waited(self) -> None:
-        if self._state is State.OPEN and self.clock() >= self._opened_at + self.config.wait_in_open:
+        if (
+            self._state is State.OPEN
+            and self.clock() >= self._opened_at + self.config.wait_in_open_seconds
+        ):
             self._transition(State.HALF_OPEN)
 
     def retry_after(self) -> float:
         if self._state is State.OPEN:
-            return max(0.0, self._opened_at + self.config.wait_in_open - self.clock())
-        return self.config.wait_in_open if self._state is State.FORCED_OPEN else 1.0
+            return max(0.0, self._opened_at + self.config.wait_in_open_seconds - self.clock())
+        return self.config.wait_in_open_seconds if self._state is State.FORCED_OPEN else 1.0
 
     # ---------------------------------------------------------------- calls
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 import aiohttp
-from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,9 +18,10 @@ from services.bank_gateway.bank_client import (
     BankRejected,
     BankTimedOut,
 )
-from services.bank_gateway.schemas import ID_PATTERN, TransferRequest
+from services.bank_gateway.schemas import TransferRequest
 from services.bank_gateway.settings import GatewaySettings
 from shared.breaker import CallNotPermitted, CircuitBreaker
+from shared.fields import PathId
 from shared.http import (
     JsonResponse,
     bearer_checker,
@@ -105,9 +106,7 @@ async def transfer(body: TransferRequest, bank: BankDep) -> JsonResponse:
 
 
 @router.get("/transfers/{transfer_id}")
-async def get_transfer(
-    transfer_id: Annotated[str, Path(pattern=ID_PATTERN)], bank: BankDep
-) -> JsonResponse:
+async def get_transfer(transfer_id: PathId, bank: BankDep) -> JsonResponse:
     """The bank's record of a transfer, for reconciliation."""
     record = await bank.get_transfer(transfer_id)
     if record is None:
@@ -134,7 +133,7 @@ async def set_breaker_state(body: BreakerStateBody, bank: BankDep) -> JsonRespon
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    breaker = CircuitBreaker("bank", settings.breaker_config())
+    breaker = CircuitBreaker("bank", settings.breaker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

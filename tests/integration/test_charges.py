@@ -6,8 +6,9 @@ from collections import Counter
 
 import pytest
 
+from shared.breaker import BreakerConfig
+from testkit.waiting import eventually
 from tests.integration.bank_harness import running_payment_with_bank
-from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ async def test_declined_charge_is_402_stored_and_moves_nothing():
 
 
 async def test_breaker_opens_and_charges_fail_fast_without_touching_the_bank():
-    gateway = {"breaker_wait_in_open_seconds": 1.0, "breaker_automatic_transition": True}
+    gateway = {"breaker": BreakerConfig(wait_in_open_seconds=1.0, automatic_transition=True)}
     async with running_payment_with_bank(gateway) as (app, bank):
         user = await app.new_wallet()
         await bank.faults(error_rate=1.0)
@@ -127,8 +128,7 @@ async def test_payments_keep_working_while_the_bank_is_down():
 async def test_charge_storm_credits_exactly_what_the_bank_withdrew():
     gateway = {
         "bank_read_timeout_seconds": 0.3,
-        "breaker_wait_in_open_seconds": 0.5,
-        "breaker_automatic_transition": True,
+        "breaker": BreakerConfig(wait_in_open_seconds=0.5, automatic_transition=True),
     }
     async with running_payment_with_bank(gateway, **FAST_RECONCILER) as (app, bank):
         users = [await app.new_wallet() for _ in range(20)]

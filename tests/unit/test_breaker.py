@@ -19,7 +19,7 @@ def clock() -> FakeClock:
 
 
 def breaker(clock: FakeClock, **config: object) -> CircuitBreaker:
-    return CircuitBreaker("bank", BreakerConfig(**config), clock)  # type: ignore[arg-type]
+    return CircuitBreaker("bank", BreakerConfig(**config), clock)
 
 
 def calls(cb: CircuitBreaker, outcomes: str, seconds: float = 0.01) -> None:
