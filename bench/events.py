@@ -23,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiomysql
@@ -32,13 +33,13 @@ from bench.cpu import CpuSample, infra_pids
 from bench.lean_http import LeanClient
 from bench.outbox_drain import drain
 from bench.report import percentile, print_table, write_json
-from services.payment.bootstrap import bootstrap
+from services.payment.bootstrap import operator_payments
 from services.payment.domain.commands import CreditWallet
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.kafka import TopicSpec, ensure_topics
 from shared.redis_client import create_redis
-from tests.processes import ports, service_process
+from testkit.processes import ports, service_process
 
 PAYMENT_DB = "mockpay_bench_payment"
 POINTS_DB = "mockpay_bench_points"
@@ -75,8 +76,8 @@ class Run:
     def topics(self) -> list[str]:
         return [self.events_topic, self.dead_letter_topic, self.drain_topic]
 
-    def payment_settings(self, **overrides: object) -> PaymentSettings:
-        values: dict[str, object] = {
+    def payment_settings(self, **overrides: Any) -> PaymentSettings:
+        values: dict[str, Any] = {
             "payment_mysql_database": PAYMENT_DB,
             "redis_url": bench_redis_url(),
             "events_topic": self.events_topic,
@@ -213,20 +214,15 @@ def services(run: Run, replicas: int) -> Iterator[tuple[list[int], dict[str, int
 
 
 async def credit_wallets(settings: PaymentSettings, users: int) -> None:
-    parts = await bootstrap(settings.model_copy(update={"outbox_relay_enabled": False}))
-    try:
+    async with operator_payments(settings) as payments:
         gate = asyncio.Semaphore(20)
 
         async def credit(n: int) -> None:
             async with gate:
-                await parts.service.create_wallet(f"user-{n}")
-                await parts.service.credit(
-                    CreditWallet(f"user-{n}", START_BALANCE, f"bench-seed-{n}")
-                )
+                await payments.create_wallet(f"user-{n}")
+                await payments.credit(CreditWallet(f"user-{n}", START_BALANCE, f"bench-seed-{n}"))
 
         await asyncio.gather(*(credit(n) for n in range(users)))
-    finally:
-        await parts.close()
 
 
 EARNED = (

@@ -13,26 +13,28 @@ from collections.abc import Iterator
 import aiomysql
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.payment.adapters import outbox
 from services.payment.bootstrap import build_relay
 from services.payment.settings import PaymentSettings
 from shared import db
+from shared.clock import iso, utcnow
 from shared.events import PAYMENT_COMPLETED, PaymentEvent
 from shared.kafka import TopicSpec, ensure_topics
 
 
-def backlog_rows(topic: str, count: int) -> Iterator[tuple]:
-    now = time.time()
+def backlog_rows(topic: str, count: int) -> Iterator[tuple[object, ...]]:
+    now = utcnow()
     for i in range(count):
         event = PaymentEvent(
             event_id=str(uuid.uuid4()),
             event_type=PAYMENT_COMPLETED,
-            occurred_at=PaymentEvent.now(),
+            occurred_at=iso(now),
             payment_id=str(uuid.uuid4()),
             order_id=f"drain-{uuid.uuid4().hex}",
             user_id=f"user-{i % 1000}",
             amount=1000,
         )
-        yield event.event_id, topic, event.user_id, event.event_type, event.to_bytes(), now
+        yield outbox.insert_values(topic, event, now)
 
 
 async def fill_outbox(pool: aiomysql.Pool, topic: str, count: int, chunk: int = 5000) -> None:
@@ -41,11 +43,7 @@ async def fill_outbox(pool: aiomysql.Pool, topic: str, count: int, chunk: int = 
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute("DELETE FROM outbox")
         for start in range(0, count, chunk):
-            await cur.executemany(
-                "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, FROM_UNIXTIME(%s))",
-                rows[start : start + chunk],
-            )
+            await cur.executemany(outbox.INSERT, rows[start : start + chunk])
         await conn.commit()
 
 

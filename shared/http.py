@@ -51,10 +51,6 @@ def error_response(
     )
 
 
-def unavailable(code: str, message: str, retry_after: int) -> ApiError:
-    return ApiError(503, code, message, {"Retry-After": str(retry_after)})
-
-
 _STATUS_CODES = {
     401: "UNAUTHORIZED",
     404: "NOT_FOUND",

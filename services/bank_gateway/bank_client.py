@@ -23,7 +23,6 @@ from shared.breaker import CircuitBreaker
 
 class BankCallError(Exception):
     retriable = False
-    counts_as_failure = False
 
 
 class BankDeclined(BankCallError):
@@ -39,12 +38,10 @@ class BankRejected(BankCallError):
 
 class BankFailed(BankCallError):
     retriable = True
-    counts_as_failure = True
 
 
 class BankTimedOut(BankCallError):
     retriable = True
-    counts_as_failure = True
 
 
 class BankClient:

@@ -1,6 +1,14 @@
-"""The one place that wires the payment service: pools, clients, locking, the service."""
+"""The one place that wires the payment service: pools, clients, locking, the services.
 
+Everything is opened inside an AsyncExitStack, so whatever was opened is closed, in reverse
+order, when the service stops or when a later step fails. The background loops (outbox
+relay, charge reconciler) start last and therefore stop first.
+"""
+
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -10,17 +18,19 @@ import httpx
 from redis.asyncio import Redis
 
 from services.payment.adapters.bank import GatewayBank
+from services.payment.adapters.outbox import OutboxQueue
 from services.payment.adapters.uow import MySqlUnitOfWork
 from services.payment.relay import OutboxRelay, RelayConfig
-from services.payment.service_layer.base import Locking
+from services.payment.service_layer.base import UnitOfWorkFactory
 from services.payment.service_layer.charges import ChargeService
 from services.payment.service_layer.handlers import PaymentService
+from services.payment.service_layer.locking import DatabaseRowLocking, Locking, RedisLocking
 from services.payment.service_layer.reconciler import Reconciler
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.idempotency import IdempotencyStore
-from shared.kafka import TopicSpec
-from shared.lock import DatabaseRowLocking, LockService, RedisLocking
+from shared.kafka import event_topics
+from shared.lock import LockService
 from shared.redis_client import create_redis
 
 log = logging.getLogger(__name__)
@@ -28,29 +38,49 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Components:
     settings: PaymentSettings
     pool: aiomysql.Pool
     redis: Redis
-    locks: LockService
     service: PaymentService
     idempotency: IdempotencyStore
     charges: ChargeService
     charge_idempotency: IdempotencyStore
-    bank_http: httpx.AsyncClient
-    reconciler: Reconciler
     relay: OutboxRelay
-    relay_pool: aiomysql.Pool
 
-    async def close(self) -> None:
-        await self.relay.stop()
-        await db.close_pool(self.relay_pool)
-        await self.reconciler.stop()
-        await self.bank_http.aclose()
-        await self.locks.close()
-        await self.redis.aclose()
-        await db.close_pool(self.pool)
+
+@dataclass(frozen=True, kw_only=True)
+class Store:
+    """The database and the wallet locking: what every use case needs."""
+
+    pool: aiomysql.Pool
+    redis: Redis
+    locking: Locking
+    unit_of_work: UnitOfWorkFactory
+
+
+async def open_store(stack: AsyncExitStack, settings: PaymentSettings, migrate: bool) -> Store:
+    pool = await db.create_pool(settings, settings.payment_mysql_database)
+    stack.push_async_callback(db.close_pool, pool)
+    if migrate:
+        await db.apply_migrations(pool, MIGRATIONS)
+    redis = create_redis(settings)
+    stack.push_async_callback(redis.aclose)
+    locks = await stack.enter_async_context(
+        LockService(
+            redis,
+            watchdog_timeout=settings.lock_watchdog_seconds,
+            local_queue=settings.lock_local_queue,
+        )
+    )
+
+    def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
+        return MySqlUnitOfWork(pool, token, row_locks)
+
+    return Store(
+        pool=pool, redis=redis, locking=build_locking(settings, locks), unit_of_work=unit_of_work
+    )
 
 
 def build_locking(settings: PaymentSettings, locks: LockService) -> Locking:
@@ -59,83 +89,87 @@ def build_locking(settings: PaymentSettings, locks: LockService) -> Locking:
     return RedisLocking(locks, settings.lock_wait_seconds, settings.lock_lease_seconds)
 
 
-async def bootstrap(settings: PaymentSettings, migrate: bool = True) -> Components:
-    pool = await db.create_pool(settings, settings.payment_mysql_database)
-    if migrate:
-        await db.apply_migrations(pool, MIGRATIONS)
-    redis = create_redis(settings)
-    locks = LockService(
-        redis,
-        watchdog_timeout=settings.lock_watchdog_seconds,
-        local_queue=settings.lock_local_queue,
-    )
-    locking = build_locking(settings, locks)
+@contextlib.asynccontextmanager
+async def operator_payments(settings: PaymentSettings) -> AsyncIterator[PaymentService]:
+    """The payment use cases alone, for operator commands: no relay, no bank, no reconciler.
 
-    def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
-        return MySqlUnitOfWork(pool, token, row_locks)
+    Events they commit wait in the outbox for a running service's relay.
+    """
+    async with AsyncExitStack() as stack:
+        store = await open_store(stack, settings, migrate=True)
+        yield PaymentService(store.locking, store.unit_of_work, events_topic=settings.events_topic)
 
-    def idempotency_store(namespace: str) -> IdempotencyStore:
-        return IdempotencyStore(
-            redis,
-            namespace,
-            settings.idempotency_ttl_seconds,
-            settings.idempotency_running_ttl_seconds,
+
+@contextlib.asynccontextmanager
+async def bootstrap(settings: PaymentSettings, migrate: bool = True) -> AsyncIterator[Components]:
+    """The whole payment service, open for the block."""
+    async with AsyncExitStack() as stack:
+        store = await open_store(stack, settings, migrate)
+        bank_http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=settings.bank_gateway_url,
+                timeout=settings.bank_gateway_timeout_seconds,
+                headers={
+                    "Authorization": f"Bearer {settings.bank_gateway_token.get_secret_value()}"
+                },
+            )
         )
+        # The relay has connections of its own: from the shared pool it would wait behind
+        # every queued request whenever the service is busy, and events would wait with it.
+        relay_pool = await db.create_pool(
+            settings, settings.payment_mysql_database, maxsize=settings.outbox_relay_connections
+        )
+        stack.push_async_callback(db.close_pool, relay_pool)
+        relay = build_relay(settings, relay_pool)
+        charges = ChargeService(store.locking, store.unit_of_work, GatewayBank(bank_http))
+        reconciler = Reconciler(
+            charges,
+            interval=settings.charge_reconcile_interval_seconds,
+            min_age=settings.charge_reconcile_min_age_seconds,
+            give_up_after=settings.charge_reconcile_give_up_seconds,
+            batch=settings.charge_reconcile_batch,
+        )
+        parts = Components(
+            settings=settings,
+            pool=store.pool,
+            redis=store.redis,
+            service=PaymentService(
+                store.locking,
+                store.unit_of_work,
+                events_topic=settings.events_topic,
+                events_committed=relay.wake,
+            ),
+            idempotency=idempotency_store(settings, store.redis, "payments"),
+            charges=charges,
+            charge_idempotency=idempotency_store(settings, store.redis, "charges"),
+            relay=relay,
+        )
+        stack.push_async_callback(relay.stop)
+        stack.push_async_callback(reconciler.stop)
+        reconciler.start()
+        if settings.outbox_relay_enabled:
+            relay.start()
+        log.info(
+            "payment service wired: database %s, lock strategy %s",
+            settings.payment_mysql_database,
+            settings.payment_lock_strategy,
+        )
+        yield parts
 
-    bank_http = httpx.AsyncClient(
-        base_url=settings.bank_gateway_url,
-        timeout=settings.bank_gateway_timeout_seconds,
-        headers={"Authorization": f"Bearer {settings.bank_gateway_token.get_secret_value()}"},
-    )
-    charges = ChargeService(locking, unit_of_work, GatewayBank(bank_http))
-    reconciler = Reconciler(
-        charges,
-        settings.charge_reconcile_interval_seconds,
-        settings.charge_reconcile_min_age_seconds,
-        settings.charge_reconcile_give_up_seconds,
-        settings.charge_reconcile_batch,
-    )
-    reconciler.start()
-    log.info(
-        "payment service wired: database %s, lock strategy %s",
-        settings.payment_mysql_database,
-        settings.payment_lock_strategy,
-    )
-    # The relay has connections of its own: from the shared pool it would wait behind every
-    # queued request whenever the service is busy, and events would wait with it.
-    relay_pool = await db.create_pool(
-        settings, settings.payment_mysql_database, maxsize=settings.outbox_relay_connections
-    )
-    relay = build_relay(settings, relay_pool)
-    payments = PaymentService(locking, unit_of_work)
-    payments.events_topic = settings.events_topic
-    payments.events_committed = relay.wake
-    if settings.outbox_relay_enabled:
-        relay.start()
-    return Components(
-        settings,
-        pool,
+
+def idempotency_store(settings: PaymentSettings, redis: Redis, namespace: str) -> IdempotencyStore:
+    return IdempotencyStore(
         redis,
-        locks,
-        payments,
-        idempotency_store("payments"),
-        charges,
-        idempotency_store("charges"),
-        bank_http,
-        reconciler,
-        relay,
-        relay_pool,
+        namespace,
+        settings.idempotency_ttl_seconds,
+        settings.idempotency_running_ttl_seconds,
     )
 
 
 def build_relay(settings: PaymentSettings, pool: aiomysql.Pool) -> OutboxRelay:
-    topics = [
-        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-        for name in (settings.events_topic, settings.dead_letter_topic)
-    ]
     config = RelayConfig(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        topics=topics,
+        topics=event_topics(settings),
         batch_size=settings.outbox_batch_size,
         linger=settings.outbox_linger_ms / 1000,
         poll_interval=settings.outbox_poll_interval_seconds,
@@ -143,4 +177,4 @@ def build_relay(settings: PaymentSettings, pool: aiomysql.Pool) -> OutboxRelay:
         retention=timedelta(hours=settings.outbox_retention_hours),
         prune_interval=settings.outbox_prune_interval_seconds,
     )
-    return OutboxRelay(pool, config)
+    return OutboxRelay(OutboxQueue(pool), config)

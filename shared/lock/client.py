@@ -57,6 +57,47 @@ class Lease:
             raise LockLostError(f"lease of lock {self.name!r} ran out while held")
 
 
+class LockScripts:
+    """The lock's Lua scripts registered on one Redis client, and the one plain read."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.acquire = redis.register_script(scripts.ACQUIRE)
+        self.release = redis.register_script(scripts.RELEASE)
+        self.renew = redis.register_script(scripts.RENEW)
+        self.force_release = redis.register_script(scripts.FORCE_RELEASE)
+        self.hand_over = redis.register_script(scripts.HAND_OVER)
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self.redis.exists(key))
+
+
+class TaskOwners:
+    """A unique owner id per asyncio task, the same on every call from that task."""
+
+    def __init__(self) -> None:
+        self.instance_id = uuid.uuid4().hex
+        self._ids: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
+
+    def current(self) -> str | None:
+        """The current task's id, None if it never asked for one."""
+        task = asyncio.current_task()
+        return self._ids.get(task) if task is not None else None
+
+    def of_current_task(self) -> str:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("locks are held by asyncio tasks; call from inside one")
+        owner = self._ids.get(task)
+        if owner is None:
+            owner = f"{self.instance_id}:{uuid.uuid4().hex}"
+            self._ids[task] = owner
+        return owner
+
+
+Leases = dict[tuple[str, str], Lease]  # (lock key, owner) -> the lease that owner holds
+
+
 class LockService:
     """Creates locks over one Redis client; owns the pub/sub connection and the watchdogs."""
 
@@ -68,23 +109,25 @@ class LockService:
         prefix: str = "lock:",
         local_queue: bool = True,
     ) -> None:
-        self.redis = redis
         self.watchdog_timeout = watchdog_timeout
         self.prefix = prefix
         self.local_queue = local_queue
-        self.instance_id = uuid.uuid4().hex
+        self.scripts = LockScripts(redis)
+        self.owners = TaskOwners()
         self.subscriptions = LockSubscriptions(redis)
+        self.leases: Leases = {}
         self._queue: LocalQueue[Lease] = LocalQueue()
-        self._task_ids: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
-        self.leases: dict[tuple[str, str], Lease] = {}
-        self._acquire = redis.register_script(scripts.ACQUIRE)
-        self._release = redis.register_script(scripts.RELEASE)
-        self._renew = redis.register_script(scripts.RENEW)
-        self._force_release = redis.register_script(scripts.FORCE_RELEASE)
-        self._hand_over = redis.register_script(scripts.HAND_OVER)
 
     def lock(self, name: str) -> "RedisLock":
-        return RedisLock(self, name)
+        return RedisLock(
+            name,
+            scripts=self.scripts,
+            owners=self.owners,
+            subscriptions=self.subscriptions,
+            leases=self.leases,
+            watchdog_timeout=self.watchdog_timeout,
+            prefix=self.prefix,
+        )
 
     @contextlib.asynccontextmanager
     async def hold(
@@ -124,7 +167,9 @@ class LockService:
                 self._queue.leave(lock.name, handed)
 
         try:
-            lease = await self._queue.enter(lock.name, self.owner_id(), wait_time, leave)
+            lease = await self._queue.enter(
+                lock.name, self.owners.of_current_task(), wait_time, leave
+            )
         except TimeoutError:
             raise LockTimeout(f"lock {lock.name!r} not acquired within {wait_time}s") from None
         try:
@@ -136,21 +181,6 @@ class LockService:
             yield lease
         finally:
             await _finish(leave(lease))
-
-    def current_owner(self) -> str | None:
-        task = asyncio.current_task()
-        return self._task_ids.get(task) if task is not None else None
-
-    def owner_id(self) -> str:
-        """A unique id for the current task, the same on every call from that task."""
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("locks are held by asyncio tasks; call from inside one")
-        owner = self._task_ids.get(task)
-        if owner is None:
-            owner = f"{self.instance_id}:{uuid.uuid4().hex}"
-            self._task_ids[task] = owner
-        return owner
 
     async def close(self) -> None:
         await self.subscriptions.close()
@@ -173,18 +203,33 @@ async def _finish(step: Awaitable[object]) -> None:
 
 
 class RedisLock:
-    """One named lock. Cheap to create; all state lives in Redis and in the LockService."""
+    """One named lock. Cheap to create; its state lives in Redis and in the collaborators
+    that its LockService shares with all its locks."""
 
-    def __init__(self, service: LockService, name: str) -> None:
-        self.service = service
+    def __init__(
+        self,
+        name: str,
+        *,
+        scripts: LockScripts,
+        owners: TaskOwners,
+        subscriptions: LockSubscriptions,
+        leases: Leases,
+        watchdog_timeout: float,
+        prefix: str,
+    ) -> None:
         self.name = name
-        self.key = f"{service.prefix}{{{name}}}"
+        self.scripts = scripts
+        self.owners = owners
+        self.subscriptions = subscriptions
+        self.leases = leases
+        self.watchdog_timeout = watchdog_timeout
+        self.key = f"{prefix}{{{name}}}"
         self.fence_key = f"{self.key}:fence"
         self.channel = f"{self.key}:channel"
 
     def held_by_current_task(self) -> Lease | None:
-        owner = self.service.current_owner()
-        return self.service.leases.get((self.key, owner)) if owner else None
+        owner = self.owners.current()
+        return self.leases.get((self.key, owner)) if owner else None
 
     async def try_lock(
         self, wait_time: float | None = None, lease_time: float | None = None
@@ -194,10 +239,10 @@ class RedisLock:
         With `lease_time` the lock expires after it unless released; without, the watchdog
         keeps it alive until `unlock()`. Returns the lease, or None when the wait ran out.
         """
-        owner = self.service.owner_id()
-        lease_ms = int((lease_time or self.service.watchdog_timeout) * 1000)
+        owner = self.owners.of_current_task()
+        lease_ms = int((lease_time or self.watchdog_timeout) * 1000)
         deadline = None if wait_time is None else time.monotonic() + wait_time
-        subscription = self.service.subscriptions.join_confirmed(self.channel)
+        subscription = self.subscriptions.join_confirmed(self.channel)
         try:
             acquired, value = await self._attempt(owner, lease_ms)
             if not acquired and subscription is None:
@@ -210,38 +255,38 @@ class RedisLock:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
-                ttl = value / 1000 if value >= 0 else self.service.watchdog_timeout
+                ttl = value / 1000 if value >= 0 else self.watchdog_timeout
                 await subscription.signal.wait(ttl if remaining is None else min(ttl, remaining))
                 acquired, value = await self._attempt(owner, lease_ms)
         finally:
             if subscription is not None:
-                await self.service.subscriptions.leave(subscription)
+                await self.subscriptions.leave(subscription)
         return self._held(owner, value, lease_ms, lease_time)
 
     async def _subscribe(self, deadline: float | None) -> Subscription | None:
         remaining = None if deadline is None else deadline - time.monotonic()
         try:
-            return await asyncio.wait_for(self.service.subscriptions.join(self.channel), remaining)
+            return await asyncio.wait_for(self.subscriptions.join(self.channel), remaining)
         except TimeoutError:
             return None
 
     async def _attempt(self, owner: str, lease_ms: int) -> tuple[bool, int]:
         """One acquire script; on a cancel mid-flight, release what it may have taken."""
         try:
-            acquired, value = await self.service._acquire(
+            acquired, value = await self.scripts.acquire(
                 keys=[self.key, self.fence_key], args=[lease_ms, owner, FENCE_COUNTER_TTL_MS]
             )
         except asyncio.CancelledError:
-            if (self.key, owner) not in self.service.leases:
+            if (self.key, owner) not in self.leases:
                 with contextlib.suppress(*DEPENDENCY_ERRORS):
                     await asyncio.shield(
-                        self.service._release(keys=[self.key, self.channel], args=[lease_ms, owner])
+                        self.scripts.release(keys=[self.key, self.channel], args=[lease_ms, owner])
                     )
             raise
         return bool(acquired), int(value)
 
     def _held(self, owner: str, token: int, lease_ms: int, lease_time: float | None) -> Lease:
-        lease = self.service.leases.get((self.key, owner))
+        lease = self.leases.get((self.key, owner))
         if lease is not None:
             lease.holds += 1
             return lease
@@ -250,7 +295,7 @@ class RedisLock:
             lease.watchdog = asyncio.create_task(self._watch(lease), name=f"watchdog:{self.name}")
         else:
             lease.expires_at = time.monotonic() + lease_time
-        self.service.leases[(self.key, owner)] = lease
+        self.leases[(self.key, owner)] = lease
         return lease
 
     async def _watch(self, lease: Lease) -> None:
@@ -259,7 +304,7 @@ class RedisLock:
         while True:
             await asyncio.sleep(interval)
             try:
-                renewed = await self.service._renew(
+                renewed = await self.scripts.renew(
                     keys=[self.key], args=[lease.lease_ms, lease.owner]
                 )
             except DEPENDENCY_ERRORS as exc:
@@ -284,7 +329,7 @@ class RedisLock:
             return None
         self._forget(lease)
         if successor is not None:
-            token = await self.service._hand_over(
+            token = await self.scripts.hand_over(
                 keys=[self.key, self.fence_key],
                 args=[lease.lease_ms, lease.owner, successor.owner, FENCE_COUNTER_TTL_MS],
             )
@@ -296,17 +341,17 @@ class RedisLock:
 
     async def _release(self, lease: Lease) -> int:
         return int(
-            await self.service._release(
+            await self.scripts.release(
                 keys=[self.key, self.channel], args=[lease.lease_ms, lease.owner]
             )
         )
 
     async def unlock(self) -> None:
         """Release one hold; raises LockNotOwnedError, touching nothing, if not ours."""
-        owner = self.service.owner_id()
-        lease = self.service.leases.get((self.key, owner))
+        owner = self.owners.of_current_task()
+        lease = self.leases.get((self.key, owner))
         if lease is None:
-            lease = Lease(self.name, owner, 0, int(self.service.watchdog_timeout * 1000))
+            lease = Lease(self.name, owner, 0, int(self.watchdog_timeout * 1000))
         elif lease.holds == 1:
             self._forget(lease)
         else:
@@ -317,11 +362,11 @@ class RedisLock:
     def _forget(self, lease: Lease) -> None:
         if lease.watchdog is not None:
             lease.watchdog.cancel()
-        self.service.leases.pop((self.key, lease.owner), None)
+        self.leases.pop((self.key, lease.owner), None)
 
     async def force_unlock(self) -> bool:
         """Operators only: delete the lock whoever holds it, and wake its waiters."""
-        return bool(await self.service._force_release(keys=[self.key, self.channel]))
+        return bool(await self.scripts.force_release(keys=[self.key, self.channel]))
 
     async def is_locked(self) -> bool:
-        return bool(await self.service.redis.exists(self.key))
+        return await self.scripts.exists(self.key)

@@ -9,7 +9,7 @@ to it still receives it, and passes it on through `on_abandon`.
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,7 +20,6 @@ class Turn(Generic[T]):
     owner: str
     handed: "asyncio.Future[T | None]"
     reserved: bool = False  # a hand-over to this turn is in flight: it cannot withdraw
-    background: set[asyncio.Task] = field(default_factory=set)
 
 
 class LocalQueue(Generic[T]):

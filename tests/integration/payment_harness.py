@@ -4,6 +4,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -61,7 +62,7 @@ class PaymentHarness:
 
 
 @contextlib.asynccontextmanager
-async def running_payment_app(**overrides: object) -> AsyncIterator[PaymentHarness]:
+async def running_payment_app(**overrides: Any) -> AsyncIterator[PaymentHarness]:
     settings = PaymentSettings(**overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):

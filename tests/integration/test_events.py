@@ -9,10 +9,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.payment.domain.commands import Pay
+from services.payment.service_layer.handlers import PaymentService
 from services.points.dead_letters import read_headers
 from services.points.dlt import read_all, replay, select
+from shared.clock import iso, utcnow
 from shared.events import PaymentEvent
-from shared.lock import distributed_lock
+from testkit.waiting import eventually
 from tests.integration.events_harness import (
     PrivateKafka,
     Topics,
@@ -22,7 +24,6 @@ from tests.integration.events_harness import (
     query,
 )
 from tests.integration.payment_harness import running_payment_app
-from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ async def test_cancellation_takes_back_exactly_what_the_payment_earned(
 async def test_a_redelivered_event_is_applied_once(topics, points_service, points):
     user = f"u-{uuid.uuid4().hex[:12]}"
     event = PaymentEvent(
-        str(uuid.uuid4()), "PaymentCompleted", PaymentEvent.now(), str(uuid.uuid4()), "o", user,
+        str(uuid.uuid4()), "PaymentCompleted", iso(utcnow()), str(uuid.uuid4()), "o", user,
         40_000,
     )  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
@@ -125,7 +126,7 @@ async def test_a_redelivered_event_is_applied_once(topics, points_service, point
 
 async def _send_completed(topics: Topics, user: str, amount: int, key: str | None = None) -> None:
     event = PaymentEvent(
-        str(uuid.uuid4()), "PaymentCompleted", PaymentEvent.now(), str(uuid.uuid4()), "o", user,
+        str(uuid.uuid4()), "PaymentCompleted", iso(utcnow()), str(uuid.uuid4()), "o", user,
         amount,
     )  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
@@ -144,7 +145,7 @@ async def test_malformed_message_lands_on_the_dlt_with_every_header(topics, poin
     await producer.start()
     sent = await producer.send_and_wait(topics.events, b'{"amount": -5', key=key.encode())
     negative = (
-        PaymentEvent(str(uuid.uuid4()), "PaymentCompleted", PaymentEvent.now(), "p", "o", key, 1)
+        PaymentEvent(str(uuid.uuid4()), "PaymentCompleted", iso(utcnow()), "p", "o", key, 1)
         .to_bytes()
         .replace(b'"amount":1', b'"amount":-1')
     )
@@ -162,7 +163,8 @@ async def test_malformed_message_lands_on_the_dlt_with_every_header(topics, poin
     assert headers["kafka_dlt-original-topic"] == topics.events
     assert headers["kafka_dlt-original-partition"] == sent.partition
     assert headers["kafka_dlt-original-offset"] == sent.offset
-    assert headers["kafka_dlt-original-timestamp"] > 0
+    timestamp = headers["kafka_dlt-original-timestamp"]
+    assert isinstance(timestamp, int) and timestamp > 0
     assert headers["kafka_dlt-original-consumer-group"] == topics.group
     assert headers["kafka_dlt-exception-fqcn"] == "shared.events.InvalidEvent"
     assert headers["kafka_dlt-exception-message"]
@@ -174,7 +176,7 @@ async def test_malformed_message_lands_on_the_dlt_with_every_header(topics, poin
 async def test_unknown_event_types_are_ignored_not_dead_lettered(topics, points_service, points):
     user = f"u-{uuid.uuid4().hex[:12]}"
     future = PaymentEvent(
-        str(uuid.uuid4()), "PaymentRefunded", PaymentEvent.now(), "p", "o", user, 1_000
+        str(uuid.uuid4()), "PaymentRefunded", iso(utcnow()), "p", "o", user, 1_000
     )
     producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
     await producer.start()
@@ -224,22 +226,23 @@ async def test_retriable_failure_is_tried_four_times_then_replay_from_the_dlt_ap
     assert await points_of(points, [user]) == {user: 30}
 
 
+class FailingAfterTheOutboxRow(PaymentService):
+    async def _announce(self, uow, payment):
+        await super()._announce(uow, payment)  # the outbox row is written here
+        raise RuntimeError("after the debit")
+
+
 async def test_a_payment_that_rolls_back_emits_nothing(topics):
     async with running_payment_app(**topics.payment_settings()) as app:
         user = await app.new_wallet(balance=1_000)
         declined = await app.pay(user, 5_000)
         assert declined.status_code == 402
         service = app.parts.service
-        original = type(service)._debit.__wrapped__
-
-        async def debit_then_fail(self, uow, cmd):
-            await original(self, uow, cmd)  # the outbox row is written here
-            raise RuntimeError("after the debit")
-
+        failing = FailingAfterTheOutboxRow(
+            service.locking, service.uow_factory, events_topic=service.events_topic
+        )
         with pytest.raises(RuntimeError):
-            await distributed_lock("wallet:{cmd.user_id}")(debit_then_fail)(
-                service, Pay(f"o-{uuid.uuid4().hex}", user, 500)
-            )
+            await failing.pay(Pay(f"o-{uuid.uuid4().hex}", user, 500))
         assert await app.query("SELECT COUNT(*) FROM outbox WHERE event_key = %s", user) == [(0,)]
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from services.payment.domain.commands import CreditWallet, Pay
 from services.payment.domain.errors import ConcurrentUpdate
-from shared.lock import LockService, distributed_lock
+from services.payment.service_layer.handlers import PaymentService
+from shared.lock import LockService
 from tests.integration.payment_harness import running_payment_app
 
 pytestmark = pytest.mark.integration
@@ -188,23 +189,25 @@ async def test_lock_wait_exceeded_is_503_lock_timeout_and_changes_nothing():
         await other_process.close()
 
 
+class Refused(Exception):
+    """A business exception, not a database one."""
+
+
+class RefusingAfterTheDebit(PaymentService):
+    async def _announce(self, uow, payment):
+        await super()._announce(uow, payment)  # debit, payment, ledger and outbox rows written
+        raise Refused
+
+
 async def test_exception_after_the_debit_statement_rolls_the_debit_back():
     async with running_payment_app() as app:
         user = await app.new_wallet(balance=10_000)
         service = app.parts.service
-
-        class Refused(Exception):
-            """A business exception, not a database one."""
-
-        original = type(service)._debit.__wrapped__
-
-        async def failing_pay(self, uow, cmd):
-            await original(self, uow, cmd)  # debit, payment and ledger rows written
-            raise Refused
-
-        guarded = distributed_lock("wallet:{cmd.user_id}")(failing_pay)
+        failing = RefusingAfterTheDebit(
+            service.locking, service.uow_factory, events_topic=service.events_topic
+        )
         with pytest.raises(Refused):
-            await guarded(service, Pay(f"o-{uuid.uuid4().hex}", user, 4_000))
+            await failing.pay(Pay(f"o-{uuid.uuid4().hex}", user, 4_000))
         assert await app.assert_ledger_consistent(user) == 10_000
         assert await app.payment_count(user) == 0
 
@@ -213,17 +216,21 @@ async def test_write_with_a_stale_fencing_token_is_refused():
     async with running_payment_app(lock_lease_seconds=0.3) as app:
         user = await app.new_wallet(balance=10_000)
         service = app.parts.service
-        stale = await app.parts.locks.lock(f"wallet:{user}").try_lock(1, lease_time=0.3)
+        paused = LockService(app.parts.redis)
+        stale = await paused.lock(f"wallet:{user}").try_lock(1, lease_time=0.3)
+        assert stale is not None
         # The lease runs out while its holder is paused; another payment takes the lock.
         fresh = LockService(app.parts.redis)
         async with fresh.hold(f"wallet:{user}", wait_time=5) as newer:
             assert newer.token > stale.token
-            async with service.unit_of_work(newer) as uow:
+            async with service.uow_factory(newer.token, False) as uow:
                 wallet = await uow.wallets.get(user)
+                assert wallet is not None
                 await uow.wallets.update_balance(wallet, wallet.debited(1_000), service.clock())
                 await uow.commit()
-        async with service.unit_of_work(stale) as uow:
+        async with service.uow_factory(stale.token, False) as uow:
             wallet = await uow.wallets.get(user)
+            assert wallet is not None
             with pytest.raises(ConcurrentUpdate):
                 await uow.wallets.update_balance(wallet, wallet.debited(500), service.clock())
         [(balance, token)] = await app.query(
@@ -231,3 +238,4 @@ async def test_write_with_a_stale_fencing_token_is_refused():
         )
         assert (balance, token) == (9_000, newer.token)
         await fresh.close()
+        await paused.close()

@@ -2,16 +2,23 @@
 
 from datetime import datetime
 
+from services.payment.adapters.outbox import OutboxRepository
 from services.payment.adapters.repository import (
     ChargeRepository,
     LedgerRepository,
-    OutboxRepository,
     PaymentRepository,
     WalletRepository,
 )
 from services.payment.adapters.uow import UnitOfWork
 from services.payment.domain.errors import ConcurrentUpdate
-from services.payment.domain.model import Charge, ChargeStatus, LedgerEntry, Payment, Wallet
+from services.payment.domain.model import (
+    Charge,
+    ChargeStatus,
+    LedgerEntry,
+    LedgerKind,
+    Payment,
+    Wallet,
+)
 from shared.events import PaymentEvent
 
 
@@ -69,6 +76,9 @@ class FakeLedger(LedgerRepository):
     async def add(self, entry: LedgerEntry, now: datetime) -> None:
         self.staged.append(entry)
 
+    async def by_reference(self, kind: LedgerKind, reference: str) -> LedgerEntry | None:
+        return next((e for e in self.staged if (e.kind, e.reference) == (kind, reference)), None)
+
 
 class FakeCharges(ChargeRepository):
     def __init__(self, staged: dict[str, Charge]) -> None:
@@ -112,19 +122,24 @@ class FakeUnitOfWork(UnitOfWork):
 
     def __init__(self, store: FakeStore) -> None:
         self.store = store
-        self.wallets = FakeWallets(dict(store.wallets))
-        self.payments = FakePayments(dict(store.payments))
-        self.ledger = FakeLedger(list(store.ledger))
-        self.charges = FakeCharges(dict(store.charges))
-        self.outbox = FakeOutbox(list(store.outbox))
+        self._wallets = dict(store.wallets)
+        self._payments = dict(store.payments)
+        self._ledger = list(store.ledger)
+        self._charges = dict(store.charges)
+        self._outbox = list(store.outbox)
+        self.wallets = FakeWallets(self._wallets)
+        self.payments = FakePayments(self._payments)
+        self.ledger = FakeLedger(self._ledger)
+        self.charges = FakeCharges(self._charges)
+        self.outbox = FakeOutbox(self._outbox)
         self.committed = False
 
     async def commit(self) -> None:
-        self.store.wallets = self.wallets.staged
-        self.store.payments = self.payments.staged
-        self.store.ledger = self.ledger.staged
-        self.store.charges = self.charges.staged
-        self.store.outbox = self.outbox.staged
+        self.store.wallets = self._wallets
+        self.store.payments = self._payments
+        self.store.ledger = self._ledger
+        self.store.charges = self._charges
+        self.store.outbox = self._outbox
         self.committed = True
 
     async def rollback(self) -> None:

@@ -5,12 +5,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.payment.adapters.bank import BankPort
-from services.payment.adapters.fakes import FakeStore, FakeUnitOfWork
 from services.payment.domain.commands import ChargeWallet
 from services.payment.domain.errors import BankOutcomeUnknown, BankUnavailable, ChargeDeclined
 from services.payment.domain.model import ChargeStatus, FailureReason
 from services.payment.service_layer.charges import ChargeService
-from shared.lock import DatabaseRowLocking
+from services.payment.service_layer.locking import DatabaseRowLocking
+from tests.unit.fakes import FakeStore, FakeUnitOfWork
 
 
 class FakeBank(BankPort):

@@ -1,10 +1,13 @@
 """The payment use cases over fake repositories: the rules, without any server."""
 
+from datetime import datetime
+
 import pytest
 
-from services.payment.adapters.fakes import FakeStore, FakeUnitOfWork
+from services.payment.adapters.outbox import OutboxRepository
 from services.payment.domain.commands import CancelPayment, CreditWallet, Pay
 from services.payment.domain.errors import (
+    CreditReferenceReused,
     IdempotencyKeyReused,
     InsufficientBalance,
     WalletExists,
@@ -12,7 +15,9 @@ from services.payment.domain.errors import (
 )
 from services.payment.domain.model import PaymentStatus
 from services.payment.service_layer.handlers import PaymentService
-from shared.lock import DatabaseRowLocking
+from services.payment.service_layer.locking import DatabaseRowLocking
+from shared.events import PaymentEvent
+from tests.unit.fakes import FakeStore, FakeUnitOfWork
 
 
 @pytest.fixture
@@ -22,7 +27,11 @@ def store() -> FakeStore:
 
 @pytest.fixture
 def service(store: FakeStore) -> PaymentService:
-    return PaymentService(DatabaseRowLocking(), lambda token, row_locks: FakeUnitOfWork(store))
+    return PaymentService(
+        DatabaseRowLocking(),
+        lambda token, row_locks: FakeUnitOfWork(store),
+        events_topic="payment.events",
+    )
 
 
 async def funded(service: PaymentService, user: str, amount: int) -> None:
@@ -75,21 +84,41 @@ async def test_unknown_wallet_and_used_wallet(service):
         await service.create_wallet("u1")
 
 
-async def test_a_failure_inside_the_locked_method_commits_nothing(service, store):
+class Boom(Exception):
+    pass
+
+
+class ExplodingOutbox(OutboxRepository):
+    """Fails the last write of a payment, after the debit, the payment and the ledger."""
+
+    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None:
+        raise Boom
+
+
+async def test_a_failure_inside_the_locked_transaction_commits_nothing(service, store):
     await funded(service, "u1", 10_000)
     store_before = (dict(store.wallets), list(store.ledger))
 
-    class Boom(Exception):
-        pass
+    def exploding_unit_of_work(token: int | None, row_locks: bool) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(store)
+        uow.outbox = ExplodingOutbox()
+        return uow
 
-    original = type(service)._debit.__wrapped__
-
-    async def explode(self, uow, cmd):
-        await original(self, uow, cmd)
-        raise Boom
-
-    from shared.lock import distributed_lock
-
+    failing = PaymentService(
+        DatabaseRowLocking(), exploding_unit_of_work, events_topic="payment.events"
+    )
     with pytest.raises(Boom):
-        await distributed_lock("wallet:{cmd.user_id}")(explode)(service, Pay("o1", "u1", 1))
+        await failing.pay(Pay("o1", "u1", 1))
     assert (store.wallets, store.ledger) == store_before
+    assert not store.payments
+
+
+async def test_a_credit_reference_is_credited_once(service, store):
+    await service.create_wallet("u1")
+    first = await service.credit(CreditWallet("u1", 500, "ref-1"))
+    again = await service.credit(CreditWallet("u1", 500, "ref-1"))
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.wallet.balance == 500 == ledger_sum(store, "u1")
+    with pytest.raises(CreditReferenceReused, match="already credited 500"):
+        await service.credit(CreditWallet("u1", 600, "ref-1"))
+    assert store.wallets["u1"].balance == 500

@@ -1,4 +1,4 @@
-"""Repositories: an abstract base each, the MariaDB/MySQL adapter, and (in fakes.py) a fake.
+"""Repositories: an abstract base each and the MariaDB/MySQL adapter (tests/ has fakes).
 
 Writes to a wallet are compare-and-set: they name the balance they read and, under the Redis
 lock, the fencing token of the lock held; a write by a holder whose lock was lost finds
@@ -16,11 +16,11 @@ from services.payment.domain.model import (
     ChargeStatus,
     FailureReason,
     LedgerEntry,
+    LedgerKind,
     Payment,
     PaymentStatus,
     Wallet,
 )
-from shared.events import PaymentEvent
 
 
 class WalletRepository(abc.ABC):
@@ -53,6 +53,10 @@ class LedgerRepository(abc.ABC):
     @abc.abstractmethod
     async def add(self, entry: LedgerEntry, now: datetime) -> None: ...
 
+    @abc.abstractmethod
+    async def by_reference(self, kind: LedgerKind, reference: str) -> LedgerEntry | None:
+        """The entry of `kind` written for `reference` (unique per kind), if any."""
+
 
 class ChargeRepository(abc.ABC):
     @abc.abstractmethod
@@ -68,11 +72,6 @@ class ChargeRepository(abc.ABC):
 
     @abc.abstractmethod
     async def pending(self, created_before: datetime, limit: int) -> list[Charge]: ...
-
-
-class OutboxRepository(abc.ABC):
-    @abc.abstractmethod
-    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None: ...
 
 
 class MySqlWallets(WalletRepository):
@@ -175,6 +174,15 @@ class MySqlLedger(LedgerRepository):
     def __init__(self, cur: Cursor) -> None:
         self.cur = cur
 
+    async def by_reference(self, kind: LedgerKind, reference: str) -> LedgerEntry | None:
+        await self.cur.execute(
+            "SELECT user_id, delta, kind, reference, balance_after FROM ledger_entries"
+            " WHERE kind = %s AND reference = %s",
+            (kind.value, reference),
+        )
+        row = await self.cur.fetchone()
+        return LedgerEntry(row[0], row[1], LedgerKind(row[2]), row[3], row[4]) if row else None
+
     async def add(self, entry: LedgerEntry, now: datetime) -> None:
         await self.cur.execute(
             "INSERT INTO ledger_entries"
@@ -248,15 +256,3 @@ class MySqlCharges(ChargeRepository):
             (created_before, limit),
         )
         return [c for c in map(_charge, await self.cur.fetchall()) if c is not None]
-
-
-class MySqlOutbox(OutboxRepository):
-    def __init__(self, cur: Cursor) -> None:
-        self.cur = cur
-
-    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None:
-        await self.cur.execute(
-            "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (event.event_id, topic, event.user_id, event.event_type, event.to_bytes(), now),
-        )

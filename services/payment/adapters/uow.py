@@ -7,15 +7,14 @@ from types import TracebackType
 
 import aiomysql
 
+from services.payment.adapters.outbox import MySqlOutbox, OutboxRepository
 from services.payment.adapters.repository import (
     ChargeRepository,
     LedgerRepository,
     MySqlCharges,
     MySqlLedger,
-    MySqlOutbox,
     MySqlPayments,
     MySqlWallets,
-    OutboxRepository,
     PaymentRepository,
     WalletRepository,
 )

@@ -1,11 +1,20 @@
-"""Domain errors. The HTTP edge maps each class to a status and code.
+"""Domain errors. The HTTP edge maps each class (or its nearest mapped parent) to a status
+and code.
 
 DomainError
 ├── WalletNotFound, PaymentNotFound
 ├── WalletExists             creating a wallet that exists in another state
 ├── InsufficientBalance      a debit larger than the balance
-├── IdempotencyKeyReused     an order_id seen before with another body
-└── ConcurrentUpdate         the row changed under a holder whose lock was lost (retriable)
+├── IdempotencyKeyReused     an order_id or charge_id seen before with another body
+│   └── CreditReferenceReused   an operator credit's reference, with another wallet or amount
+├── ConcurrentUpdate         the row changed under a holder whose lock was lost (retriable)
+└── BankProblem              the bank, seen through the bank gateway
+    ├── ChargeDeclined       the bank said no; final
+    ├── BankUnavailable      the bank was not asked (gateway down, circuit open); nothing
+    │                        moved, retriable after `retry_after` seconds
+    ├── BankError            the bank failed; the charge is reconciled (retriable)
+    └── BankOutcomeUnknown   no answer: the transfer may have happened; the charge stays
+                             PENDING until the reconciler asks the bank (retriable)
 """
 
 
@@ -36,6 +45,13 @@ class InsufficientBalance(DomainError):
 class IdempotencyKeyReused(DomainError):
     def __init__(self, key: str) -> None:
         super().__init__(f"{key!r} was already used for a request with another body")
+
+
+class CreditReferenceReused(IdempotencyKeyReused):
+    def __init__(self, reference: str, user_id: str, amount: int) -> None:
+        DomainError.__init__(
+            self, f"reference {reference!r} already credited {amount} to wallet {user_id!r}"
+        )
 
 
 class ConcurrentUpdate(DomainError):

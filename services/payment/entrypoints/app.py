@@ -15,11 +15,9 @@ from shared.http import BodyLimitMiddleware, bearer_checker, install_error_handl
 def create_app(settings: PaymentSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.components = await bootstrap(settings)
-        try:
+        async with bootstrap(settings) as components:
+            app.state.components = components
             yield
-        finally:
-            await app.state.components.close()
 
     app = FastAPI(
         title="Mock-Pay payment service",

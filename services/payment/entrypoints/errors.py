@@ -23,8 +23,17 @@ STATUS_AND_CODE: dict[type[Exception], tuple[int, str]] = {
 }
 
 
+def status_and_code(exc_class: type[BaseException]) -> tuple[int, str]:
+    """The answer for the nearest class in `exc_class`'s MRO that has one; a subclass of a
+    mapped error answers as its parent does."""
+    for cls in exc_class.__mro__:
+        if cls in STATUS_AND_CODE:
+            return STATUS_AND_CODE[cls]
+    raise LookupError(f"no HTTP answer for {exc_class.__qualname__}")
+
+
 def status_and_body(exc: Exception) -> tuple[int, dict[str, str]]:
-    status, code = STATUS_AND_CODE[type(exc)]
+    status, code = status_and_code(type(exc))
     return status, {"code": code, "message": str(exc)}
 
 

@@ -1,32 +1,24 @@
-"""What every use-case class shares: the locking strategy, units of work, the clock."""
+"""What every use-case class shares: the locking strategy, units of work, the clock.
+
+`locked_transaction(name)` is this service's equivalent of Spring's `@DistributedLock`
+aspect with `AopForTransaction` (REQUIRES_NEW): the lock is taken, a new unit of work
+begins, the block runs, the unit of work commits, and only then is the lock released. An
+exception of any class rolls the unit of work back. A lease lost while the block ran fails
+it before the commit.
+"""
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import datetime
 
 from services.payment.adapters.uow import UnitOfWork
-from shared.lock import Held
+from services.payment.service_layer.locking import Locking
+from shared.clock import utcnow
+
+UnitOfWorkFactory = Callable[[int | None, bool], UnitOfWork]  # (fence token, row locks)
 
 
-class Locking(Protocol):
-    row_locks: bool
-
-    def hold(self, name: str) -> AbstractAsyncContextManager[Held]: ...
-
-
-UnitOfWorkFactory = Callable[[int | None, bool], UnitOfWork]
-
-
-def utcnow() -> datetime:
-    """Naive UTC, as DATETIME columns store it."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-class LockedService:
-    """Gives @distributed_lock methods their lock and their unit of work."""
-
+class UseCases:
     def __init__(
         self,
         locking: Locking,
@@ -36,14 +28,17 @@ class LockedService:
         self.locking = locking
         self.uow_factory = unit_of_work_factory
         self.clock = clock
-        self.events_topic = "payment.events"
-        self.events_committed: Callable[[], None] = lambda: None  # e.g. wake the outbox relay
 
-    def hold_lock(self, name: str) -> AbstractAsyncContextManager[Held]:
-        return self.locking.hold(name)
-
-    def unit_of_work(self, held: Held) -> UnitOfWork:
-        return self.uow_factory(held.token, self.locking.row_locks)
+    @contextlib.asynccontextmanager
+    async def locked_transaction(self, name: str) -> AsyncIterator[UnitOfWork]:
+        """A unit of work under the lock `name`, committed when the block ends normally."""
+        async with (
+            self.locking.hold(name) as held,
+            self.uow_factory(held.token, self.locking.row_locks) as uow,
+        ):
+            yield uow
+            held.ensure_held()
+            await uow.commit()
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[UnitOfWork]:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.payment.adapters.bank import BankPort
-from services.payment.adapters.uow import UnitOfWork
 from services.payment.domain.commands import ChargeWallet
 from services.payment.domain.errors import (
     BankError,
@@ -29,8 +28,9 @@ from services.payment.domain.model import (
     LedgerEntry,
     LedgerKind,
 )
-from services.payment.service_layer.base import LockedService, Locking, UnitOfWorkFactory, utcnow
-from shared.lock import distributed_lock
+from services.payment.service_layer.base import UnitOfWorkFactory, UseCases
+from services.payment.service_layer.locking import Locking
+from shared.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class ChargeResult:
     replayed: bool  # found final in the database under the same charge_id
 
 
-class ChargeService(LockedService):
+class ChargeService(UseCases):
     def __init__(
         self,
         locking: Locking,
@@ -94,25 +94,25 @@ class ChargeService(LockedService):
             return charge
         return await self._complete(charge.user_id, charge.charge_id)
 
-    @distributed_lock("wallet:{user_id}")
-    async def _complete(self, uow: UnitOfWork, user_id: str, charge_id: str) -> Charge:
+    async def _complete(self, user_id: str, charge_id: str) -> Charge:
         """Credit the wallet and mark the charge SUCCEEDED, once."""
-        charge = await uow.charges.get(charge_id)
-        wallet = await uow.wallets.get(user_id)
-        assert charge is not None and wallet is not None
-        if charge.status is not ChargeStatus.PENDING:
-            return charge
-        credited = wallet.credited(charge.amount)
-        done = charge.succeeded(credited.balance)
-        now = self.clock()
-        if not await uow.charges.move(charge, done, now):
-            return charge
-        await uow.wallets.update_balance(wallet, credited, now)
-        await uow.ledger.add(
-            LedgerEntry(user_id, charge.amount, LedgerKind.CHARGE, charge_id, credited.balance),
-            now,
-        )
-        return done
+        async with self.locked_transaction(f"wallet:{user_id}") as uow:
+            charge = await uow.charges.get(charge_id)
+            wallet = await uow.wallets.get(user_id)
+            assert charge is not None and wallet is not None
+            if charge.status is not ChargeStatus.PENDING:
+                return charge
+            credited = wallet.credited(charge.amount)
+            done = charge.succeeded(credited.balance)
+            now = self.clock()
+            if not await uow.charges.move(charge, done, now):
+                return charge
+            await uow.wallets.update_balance(wallet, credited, now)
+            await uow.ledger.add(
+                LedgerEntry(user_id, charge.amount, LedgerKind.CHARGE, charge_id, credited.balance),
+                now,
+            )
+            return done
 
     async def _fail(self, charge: Charge, reason: FailureReason) -> None:
         """No money moved, so no lock: a conditional move from PENDING is enough."""

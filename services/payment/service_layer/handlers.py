@@ -1,13 +1,16 @@
 """The payment service's use cases. Each money movement runs under the wallet's lock, in a
-transaction of its own that commits before the lock is released (see @distributed_lock).
+transaction of its own that commits before the lock is released (see locked_transaction).
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.payment.adapters.uow import UnitOfWork
 from services.payment.domain.commands import CancelPayment, CreditWallet, Pay
 from services.payment.domain.errors import (
+    CreditReferenceReused,
     IdempotencyKeyReused,
     PaymentNotFound,
     WalletExists,
@@ -20,9 +23,15 @@ from services.payment.domain.model import (
     PaymentStatus,
     Wallet,
 )
-from services.payment.service_layer.base import LockedService
-from shared.events import PaymentEvent
-from shared.lock import distributed_lock
+from services.payment.service_layer.base import UnitOfWorkFactory, UseCases
+from services.payment.service_layer.locking import Locking
+from shared.clock import iso, utcnow
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    wallet: Wallet
+    replayed: bool  # the reference was credited before: nothing was added now
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,24 @@ class PaymentResult:
     replayed: bool  # found in the database under the same order_id: nothing was charged
 
 
-class PaymentService(LockedService):
+def no_one_to_tell() -> None:
+    return None
+
+
+class PaymentService(UseCases):
+    def __init__(
+        self,
+        locking: Locking,
+        unit_of_work_factory: UnitOfWorkFactory,
+        *,
+        events_topic: str,
+        events_committed: Callable[[], None] = no_one_to_tell,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        super().__init__(locking, unit_of_work_factory, clock)
+        self.events_topic = events_topic
+        self.events_committed = events_committed  # e.g. wake the outbox relay
+
     async def create_wallet(self, user_id: str) -> tuple[Wallet, bool]:
         """The wallet and whether it was created now; WalletExists if it exists and was used."""
         async with self.reading() as uow:
@@ -70,41 +96,45 @@ class PaymentService(LockedService):
             self.events_committed()
         return result
 
-    @distributed_lock("wallet:{cmd.user_id}")
-    async def _debit(self, uow: UnitOfWork, cmd: Pay) -> PaymentResult:
-        wallet = await uow.wallets.get(cmd.user_id)
-        if wallet is None:
-            raise WalletNotFound(cmd.user_id)
-        existing = await uow.payments.by_order_id(cmd.order_id)
-        if existing is not None:
-            if not existing.same_request(cmd.user_id, cmd.amount):
-                raise IdempotencyKeyReused(cmd.order_id)
-            return PaymentResult(existing, replayed=True)
-        debited = wallet.debited(cmd.amount)
-        now = self.clock()
-        payment = Payment(
-            str(uuid.uuid4()),
-            cmd.order_id,
-            cmd.user_id,
-            cmd.amount,
-            PaymentStatus.COMPLETED,
-            debited.balance,
-            now,
-        )
-        await uow.wallets.update_balance(wallet, debited, now)
-        await uow.payments.add(payment)
-        await uow.ledger.add(
-            LedgerEntry(
-                cmd.user_id, -cmd.amount, LedgerKind.PAYMENT, payment.payment_id, debited.balance
-            ),
-            now,
-        )
-        await self._announce(uow, payment)
-        return PaymentResult(payment, replayed=False)
+    async def _debit(self, cmd: Pay) -> PaymentResult:
+        async with self.locked_transaction(f"wallet:{cmd.user_id}") as uow:
+            wallet = await uow.wallets.get(cmd.user_id)
+            if wallet is None:
+                raise WalletNotFound(cmd.user_id)
+            existing = await uow.payments.by_order_id(cmd.order_id)
+            if existing is not None:
+                if not existing.same_request(cmd.user_id, cmd.amount):
+                    raise IdempotencyKeyReused(cmd.order_id)
+                return PaymentResult(existing, replayed=True)
+            debited = wallet.debited(cmd.amount)
+            now = self.clock()
+            payment = Payment(
+                str(uuid.uuid4()),
+                cmd.order_id,
+                cmd.user_id,
+                cmd.amount,
+                PaymentStatus.COMPLETED,
+                debited.balance,
+                now,
+            )
+            await uow.wallets.update_balance(wallet, debited, now)
+            await uow.payments.add(payment)
+            await uow.ledger.add(
+                LedgerEntry(
+                    cmd.user_id,
+                    -cmd.amount,
+                    LedgerKind.PAYMENT,
+                    payment.payment_id,
+                    debited.balance,
+                ),
+                now,
+            )
+            await self._announce(uow, payment)
+            return PaymentResult(payment, replayed=False)
 
     async def _announce(self, uow: UnitOfWork, payment: Payment) -> None:
         """Put the payment's event in the outbox, in the transaction that changed it."""
-        event = payment.event(str(uuid.uuid4()), PaymentEvent.now())
+        event = payment.event(str(uuid.uuid4()), iso(self.clock()))
         await uow.outbox.add(self.events_topic, event, self.clock())
 
     async def cancel(self, cmd: CancelPayment) -> Payment:
@@ -116,39 +146,46 @@ class PaymentService(LockedService):
         self.events_committed()
         return refunded
 
-    @distributed_lock("wallet:{user_id}")
-    async def _refund(self, uow: UnitOfWork, user_id: str, payment_id: str) -> Payment:
-        payment = await uow.payments.get(payment_id)
-        wallet = await uow.wallets.get(user_id)
-        if payment is None or wallet is None:
-            raise PaymentNotFound(payment_id)
-        if not payment.cancellable:
-            return payment
-        now = self.clock()
-        cancelled = payment.cancelled(now)
-        credited = wallet.credited(payment.amount)
-        await uow.payments.mark_cancelled(cancelled)
-        await uow.wallets.update_balance(wallet, credited, now)
-        await uow.ledger.add(
-            LedgerEntry(user_id, payment.amount, LedgerKind.REFUND, payment_id, credited.balance),
-            now,
-        )
-        await self._announce(uow, cancelled)
-        return cancelled
+    async def _refund(self, user_id: str, payment_id: str) -> Payment:
+        async with self.locked_transaction(f"wallet:{user_id}") as uow:
+            payment = await uow.payments.get(payment_id)
+            wallet = await uow.wallets.get(user_id)
+            if payment is None or wallet is None:
+                raise PaymentNotFound(payment_id)
+            if not payment.cancellable:
+                return payment
+            now = self.clock()
+            cancelled = payment.cancelled(now)
+            credited = wallet.credited(payment.amount)
+            await uow.payments.mark_cancelled(cancelled)
+            await uow.wallets.update_balance(wallet, credited, now)
+            await uow.ledger.add(
+                LedgerEntry(
+                    user_id, payment.amount, LedgerKind.REFUND, payment_id, credited.balance
+                ),
+                now,
+            )
+            await self._announce(uow, cancelled)
+            return cancelled
 
-    @distributed_lock("wallet:{cmd.user_id}")
-    async def credit(self, uow: UnitOfWork, cmd: CreditWallet) -> Wallet:
-        """Add money to a wallet once per reference (operators, and bank charges)."""
-        wallet = await uow.wallets.get(cmd.user_id)
-        if wallet is None:
-            raise WalletNotFound(cmd.user_id)
-        credited = wallet.credited(cmd.amount)
-        now = self.clock()
-        await uow.wallets.update_balance(wallet, credited, now)
-        await uow.ledger.add(
-            LedgerEntry(
-                cmd.user_id, cmd.amount, LedgerKind.CREDIT, cmd.reference, credited.balance
-            ),
-            now,
-        )
-        return credited
+    async def credit(self, cmd: CreditWallet) -> CreditResult:
+        """Add money to a wallet once per reference (operators); a repeat adds nothing."""
+        async with self.locked_transaction(f"wallet:{cmd.user_id}") as uow:
+            wallet = await uow.wallets.get(cmd.user_id)
+            if wallet is None:
+                raise WalletNotFound(cmd.user_id)
+            earlier = await uow.ledger.by_reference(LedgerKind.CREDIT, cmd.reference)
+            if earlier is not None:
+                if (earlier.user_id, earlier.delta) != (cmd.user_id, cmd.amount):
+                    raise CreditReferenceReused(cmd.reference, earlier.user_id, earlier.delta)
+                return CreditResult(wallet, replayed=True)
+            credited = wallet.credited(cmd.amount)
+            now = self.clock()
+            await uow.wallets.update_balance(wallet, credited, now)
+            await uow.ledger.add(
+                LedgerEntry(
+                    cmd.user_id, cmd.amount, LedgerKind.CREDIT, cmd.reference, credited.balance
+                ),
+                now,
+            )
+            return CreditResult(credited, replayed=False)

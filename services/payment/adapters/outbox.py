@@ -1,0 +1,103 @@
+"""The outbox table, and all of its SQL: events are added in the transaction that changed the
+money (OutboxRepository) and claimed, marked published and pruned by the relay (OutboxQueue).
+"""
+
+import abc
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiomysql
+from aiomysql import Cursor
+
+from shared.clock import utcnow
+from shared.events import PaymentEvent
+from shared.infra_errors import DEPENDENCY_ERRORS
+
+INSERT = (
+    "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+def insert_values(topic: str, event: PaymentEvent, now: datetime) -> tuple[object, ...]:
+    """The parameters of INSERT for one event."""
+    return (event.event_id, topic, event.user_id, event.event_type, event.to_bytes(), now)
+
+
+class OutboxRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None: ...
+
+
+class MySqlOutbox(OutboxRepository):
+    def __init__(self, cur: Cursor) -> None:
+        self.cur = cur
+
+    async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None:
+        await self.cur.execute(INSERT, insert_values(topic, event, now))
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    key: str
+    event_type: str
+    payload: bytes
+
+
+class OutboxQueue:
+    """The relay's side of the outbox, over a pool of the relay's own."""
+
+    def __init__(self, pool: aiomysql.Pool) -> None:
+        self.pool = pool
+
+    @contextlib.asynccontextmanager
+    async def claim(self, limit: int) -> AsyncIterator[list[OutboxRow]]:
+        """Up to `limit` unpublished rows, locked; marked published when the block ends
+        normally, in the transaction that claimed them, and left unpublished otherwise.
+
+        `SKIP LOCKED` lets relays of several replicas share the work without waiting.
+        """
+        async with self.pool.acquire() as conn, conn.cursor() as cur:
+            try:
+                # READ COMMITTED: lock only the claimed rows. Under REPEATABLE READ the claim
+                # also takes gap locks, and every payment's outbox insert would wait behind
+                # a relay that waits for Kafka.
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                await cur.execute(
+                    "SELECT id, topic, event_key, event_type, payload FROM outbox"
+                    " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (limit,),
+                )
+                rows = [OutboxRow(*row) for row in await cur.fetchall()]
+                yield rows
+                if rows:
+                    placeholders = ", ".join(["%s"] * len(rows))
+                    await cur.execute(
+                        f"UPDATE outbox SET published_at = %s WHERE id IN ({placeholders})",
+                        (utcnow(), *(row.id for row in rows)),
+                    )
+                await conn.commit()
+            except BaseException:
+                with contextlib.suppress(*DEPENDENCY_ERRORS):
+                    await conn.rollback()
+                raise
+
+    async def prune(self, published_before: datetime, limit: int = 10_000) -> int:
+        """Delete up to `limit` rows published before `published_before`; how many went."""
+        async with self.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "DELETE FROM outbox WHERE published_at < %s LIMIT %s", (published_before, limit)
+            )
+            await conn.commit()
+            return int(cur.rowcount)
+
+    async def unpublished(self) -> int:
+        async with self.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            (count,) = await cur.fetchone()
+            await conn.rollback()
+            return int(count)
