@@ -16,7 +16,7 @@ import aiohttp
 
 from bench.report import percentile, print_table, write_json
 from services.bank_gateway.settings import GatewaySettings
-from tests.processes import ports, service_process
+from testkit.processes import ports, service_process
 
 
 async def timed_transfers(client: aiohttp.ClientSession, count: int, expect: int) -> list[float]:

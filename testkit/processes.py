@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port
-from tests.waiting import eventually_blocking
+from testkit.servers import free_port
+from testkit.waiting import eventually_blocking
 
 REPO = Path(__file__).resolve().parents[1]
 LOGS = REPO / ".local" / "logs" / "tests"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from fastapi import FastAPI
 
-from tests.waiting import eventually
+from testkit.waiting import eventually
 
 
 def free_port() -> int:

@@ -7,9 +7,9 @@ import pytest
 
 from services.bank_gateway.settings import GatewaySettings
 from services.payment.settings import PaymentSettings
+from testkit.processes import ports, service_process
+from testkit.waiting import eventually_blocking
 from tests.integration.events_harness import Topics, points_process
-from tests.processes import ports, service_process
-from tests.waiting import eventually_blocking
 
 pytestmark = pytest.mark.e2e
 

@@ -3,14 +3,15 @@
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from services.bank_gateway.app import create_app as create_gateway
 from services.bank_gateway.fake_bank.app import create_app as create_fake_bank
 from services.bank_gateway.settings import FakeBankSettings, GatewaySettings
+from testkit.servers import serving
 from tests.integration.payment_harness import PaymentHarness, running_payment_app
-from tests.servers import serving
 
 
 @dataclass
@@ -33,7 +34,7 @@ class BankSide:
 
 
 @contextlib.asynccontextmanager
-async def running_bank(**gateway_overrides: object) -> AsyncIterator[tuple[BankSide, str]]:
+async def running_bank(**gateway_overrides: Any) -> AsyncIterator[tuple[BankSide, str]]:
     """Yields the bank side and the gateway's URL."""
     async with serving(create_fake_bank(FakeBankSettings(fake_bank_seed=7))) as bank_url:
         gateway_settings = GatewaySettings(bank_url=bank_url, **gateway_overrides)
@@ -49,7 +50,7 @@ async def running_bank(**gateway_overrides: object) -> AsyncIterator[tuple[BankS
 
 @contextlib.asynccontextmanager
 async def running_payment_with_bank(
-    gateway: dict | None = None, **payment_overrides: object
+    gateway: dict | None = None, **payment_overrides: Any
 ) -> AsyncIterator[tuple[PaymentHarness, BankSide]]:
     async with running_bank(**(gateway or {})) as (side, gateway_url):  # noqa: SIM117
         async with running_payment_app(bank_gateway_url=gateway_url, **payment_overrides) as app:

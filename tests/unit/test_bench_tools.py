@@ -1,38 +1,9 @@
-"""The benchmarks' own tools: the lean HTTP client, CPU sampling, and the verdicts."""
+"""The benchmarks' own tools without I/O: CPU sampling and the verdicts."""
 
 import os
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-
 from bench.cpu import CpuSample, machine_ticks, process_ticks
 from bench.events import verdicts
-from bench.lean_http import LeanClient
-from tests.servers import serving
-
-
-def echo_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/payments")
-    async def pay(body: dict) -> JSONResponse:
-        if body.get("amount", 0) <= 0:
-            return JSONResponse({"code": "VALIDATION_FAILED"}, status_code=422)
-        return JSONResponse({"echo": body, "padding": "x" * 5000}, status_code=201)
-
-    return app
-
-
-async def test_lean_client_reads_statuses_and_reuses_its_connections() -> None:
-    async with serving(echo_app()) as url:
-        port = int(url.rsplit(":", 1)[1])
-        client = LeanClient("127.0.0.1", port, {"Authorization": "Bearer k"}, connections=4)
-        try:
-            statuses = [await client.post("/payments", {"amount": n - 2}) for n in range(6)]
-        finally:
-            await client.close()
-    assert statuses == [422, 422, 422, 201, 201, 201]
-    assert client.opened == 1  # one request at a time: one keep-alive connection
 
 
 def test_cpu_sample_sees_this_process_working() -> None:

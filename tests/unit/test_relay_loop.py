@@ -1,13 +1,15 @@
 """The relay's loop without servers: when it publishes again, and when it waits."""
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.errors import KafkaConnectionError
 
+from services.payment.adapters.outbox import OutboxQueue
 from services.payment.relay import OutboxRelay, RelayConfig
 
 HOUR = 3600.0
+NO_OUTBOX = cast(OutboxQueue, None)  # publish_batch and pruning are scripted: never touched
 
 
 class ScriptedRelay(OutboxRelay):
@@ -15,7 +17,7 @@ class ScriptedRelay(OutboxRelay):
 
     def __init__(self, script: list[Any], **config: Any) -> None:
         options = {"poll_interval": HOUR, "retry_backoff": HOUR, "prune_interval": HOUR, **config}
-        super().__init__(pool=None, config=RelayConfig("127.0.0.1:1", [], **options))  # type: ignore[arg-type]
+        super().__init__(NO_OUTBOX, RelayConfig("127.0.0.1:1", [], **options))
         self.script = script
         self.calls = 0
         self.finished = asyncio.Event()
