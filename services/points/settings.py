@@ -1,8 +1,9 @@
 """Points service settings; every number can be set in the environment or .env."""
 
 from decimal import Decimal
+from pathlib import Path
 
-from shared.settings import ServiceSettings
+from shared.settings import REPO_ROOT, ServiceSettings
 
 
 class PointsSettings(ServiceSettings):
@@ -15,3 +16,4 @@ class PointsSettings(ServiceSettings):
     points_retry_backoff_seconds: float = 1.0
     points_db_lock_wait_seconds: int = 5
     points_commit_interval_seconds: float = 1.0
+    points_data_dir: Path = REPO_ROOT / ".local" / "points"  # faust's folder, one per group

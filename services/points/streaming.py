@@ -37,6 +37,7 @@ def create_faust_app(settings: PointsSettings, processor: EventProcessor) -> fau
         settings.points_group_id,
         broker=broker_url(settings.kafka_bootstrap_servers),
         web_enabled=False,
+        datadir=str(settings.points_data_dir / "{conf.name}"),
         autodiscover=False,
         store="memory://",
         consumer_auto_offset_reset="earliest",

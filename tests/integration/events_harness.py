@@ -2,7 +2,9 @@
 
 import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -12,8 +14,8 @@ import aiomysql
 
 from shared import db
 from shared.settings import ServiceSettings
-from tests.processes import REPO, service_process
-from tests.servers import free_port
+from testkit.processes import REPO, service_process
+from testkit.servers import free_port
 
 
 @dataclass
@@ -49,17 +51,22 @@ class Topics:
 def points_process(topics: Topics, bootstrap: str = "127.0.0.1:9092", **env: str) -> Iterator[str]:
     """The points service in its own process; yields its base URL."""
     port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="mockpay-points-")
     settings = {
         **topics.env(bootstrap),
         "POINTS_PORT": str(port),
         "POINTS_MYSQL_DATABASE": os.environ["POINTS_MYSQL_DATABASE"],
         "POINTS_RETRY_BACKOFF_SECONDS": "0.2",
         "POINTS_DB_LOCK_WAIT_SECONDS": "1",
+        "POINTS_DATA_DIR": data_dir,
         **env,
     }
     url = f"http://127.0.0.1:{port}"
-    with service_process("services.points", settings, f"{url}/health"):
-        yield url
+    try:
+        with service_process("services.points", settings, f"{url}/health"):
+            yield url
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
