@@ -41,15 +41,24 @@ ensure_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
-  [ ${#missing[@]} -eq 0 ] && return 0
+  apt_install "${missing[@]}"
+}
+
+# Tools only the test suite uses: docker-compose validates deploy/compose.yaml (`config -q`).
+ensure_test_packages() {
+  command -v docker-compose >/dev/null || apt_install docker-compose
+}
+
+apt_install() {
+  [ $# -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
-    die "missing packages: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]}"
+    die "missing packages: $*. Install them with: sudo apt-get install -y $*"
   fi
-  log "installing ${missing[*]} with apt-get"
+  log "installing $* with apt-get"
   apt-get update -qq
   # policy-rc.d keeps Debian from starting system-wide copies of the servers we run ourselves.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 # ---------------------------------------------------------------- MariaDB
@@ -194,10 +203,11 @@ EOF
 
 case "${1:-}" in
   packages) ensure_packages ;;
+  test-packages) ensure_test_packages ;;
   up) ensure_packages; ensure_env; load_env; mariadb_up; redis_up; kafka_up; status ;;
   down) kafka_down; redis_down; mariadb_down ;;
   kafka-up) ensure_packages; kafka_up ;;
   kafka-down) kafka_down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status|packages|kafka-up|kafka-down" ;;
+  *) die "usage: $0 up|down|status|packages|test-packages|kafka-up|kafka-down" ;;
 esac

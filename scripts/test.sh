@@ -7,6 +7,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PY=$ROOT/.venv/bin/python
 
+bash scripts/infra.sh test-packages || exit 1
+
 status=0
 for suite in unit integration e2e; do
   echo "== $suite tests"
