@@ -6,8 +6,8 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from shared.lock import LockNotOwnedError, LockService, LockTimeout
-from tests.waiting import eventually
+from shared.lock import Lease, LockNotOwnedError, LockService, LockTimeout
+from testkit.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -15,6 +15,11 @@ pytestmark = pytest.mark.integration
 def service(redis: Redis, **kwargs) -> LockService:
     """A LockService stands for one process: its own owner ids and pub/sub connection."""
     return LockService(redis, prefix=f"test-lock:{time.time_ns()}:", **kwargs)
+
+
+def acquired(lease: Lease | None) -> Lease:
+    assert lease is not None, "the lock was not acquired"
+    return lease
 
 
 async def numsub(redis: Redis, channel: str) -> int:
@@ -45,14 +50,14 @@ async def test_lock_excludes_concurrent_holders_across_processes(redis, local_qu
 async def test_same_task_reenters_and_keeps_its_fencing_token(redis):
     locks = service(redis)
     lock = locks.lock("reentrant")
-    first = await lock.try_lock(wait_time=1)
-    second = await lock.try_lock(wait_time=1)
+    first = acquired(await lock.try_lock(wait_time=1))
+    second = acquired(await lock.try_lock(wait_time=1))
     assert first is second and first.holds == 2
     await lock.unlock()
     assert await lock.is_locked()
     await lock.unlock()
     assert not await lock.is_locked()
-    assert first.watchdog.done()
+    assert first.watchdog is not None and first.watchdog.done()
     await locks.close()
 
 
@@ -73,7 +78,8 @@ async def test_waiter_gets_lock_of_a_killed_holder_within_its_lease(redis):
     lease_seconds = 1.0
     holder = service(redis, watchdog_timeout=lease_seconds)
     waiter = LockService(redis, prefix=holder.prefix, watchdog_timeout=lease_seconds)
-    lease = await holder.lock("crash").try_lock(wait_time=1)
+    lease = acquired(await holder.lock("crash").try_lock(wait_time=1))
+    assert lease.watchdog is not None
     lease.watchdog.cancel()  # the holder dies: no more renewals, no unlock
     started = time.monotonic()
     taken = await waiter.lock("crash").try_lock(wait_time=10)
@@ -152,7 +158,7 @@ async def _gone(locks: LockService, name: str) -> bool:
 async def test_watchdog_keeps_a_long_holder_alive_and_stops_after_unlock(redis):
     locks = service(redis, watchdog_timeout=0.6)
     lock = locks.lock("long")
-    lease = await lock.try_lock(wait_time=1)
+    lease = acquired(await lock.try_lock(wait_time=1))
     renewals, last_ttl = 0, await redis.pttl(lock.key)
 
     async def renewed_through_three_leases() -> bool:
@@ -167,7 +173,7 @@ async def test_watchdog_keeps_a_long_holder_alive_and_stops_after_unlock(redis):
     assert await lock.is_locked()
     lease.ensure_held()
     await lock.unlock()
-    assert lease.watchdog.done()
+    assert lease.watchdog is not None and lease.watchdog.done()
     assert not await lock.is_locked()
     await locks.close()
 
@@ -175,7 +181,7 @@ async def test_watchdog_keeps_a_long_holder_alive_and_stops_after_unlock(redis):
 async def test_holder_is_told_when_the_watchdog_finds_its_lock_gone(redis):
     locks = service(redis, watchdog_timeout=0.6)
     lock = locks.lock("taken-away")
-    lease = await lock.try_lock(wait_time=1)
+    lease = acquired(await lock.try_lock(wait_time=1))
     assert await lock.force_unlock()
     await asyncio.wait_for(lease.lost.wait(), timeout=5)
     with pytest.raises(Exception, match="lost"):
