@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from services.payment.adapters.uow import UnitOfWork
+from services.payment.domain.errors import WalletNotFound
+from services.payment.domain.model import LedgerEntry, LedgerKind, Wallet
 from services.payment.service_layer.locking import Locking
 from shared.clock import utcnow
 
@@ -39,6 +41,29 @@ class UseCases:
             yield uow
             held.ensure_held()
             await uow.commit()
+
+    @staticmethod
+    async def wallet(uow: UnitOfWork, user_id: str) -> Wallet:
+        wallet = await uow.wallets.get(user_id)
+        if wallet is None:
+            raise WalletNotFound(user_id)
+        return wallet
+
+    @staticmethod
+    async def book(
+        uow: UnitOfWork,
+        before: Wallet,
+        after: Wallet,
+        kind: LedgerKind,
+        reference: str,
+        now: datetime,
+    ) -> None:
+        """Write a new balance and its ledger entry: balance == the sum of the entries."""
+        await uow.wallets.update_balance(before, after, now)
+        entry = LedgerEntry(
+            after.user_id, after.balance - before.balance, kind, reference, after.balance
+        )
+        await uow.ledger.add(entry, now)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[UnitOfWork]:

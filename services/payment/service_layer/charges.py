@@ -19,13 +19,11 @@ from services.payment.domain.errors import (
     BankUnavailable,
     ChargeDeclined,
     IdempotencyKeyReused,
-    WalletNotFound,
 )
 from services.payment.domain.model import (
     Charge,
     ChargeStatus,
     FailureReason,
-    LedgerEntry,
     LedgerKind,
 )
 from services.payment.service_layer.base import UnitOfWorkFactory, UseCases
@@ -64,8 +62,7 @@ class ChargeService(UseCases):
     async def _record(self, cmd: ChargeWallet) -> Charge:
         """The charge's row, new and PENDING, or as a previous request with this id left it."""
         async with self.reading() as uow:
-            if await uow.wallets.get(cmd.user_id) is None:
-                raise WalletNotFound(cmd.user_id)
+            await self.wallet(uow, cmd.user_id)  # WalletNotFound before any charge row
             fresh = Charge(cmd.charge_id, cmd.user_id, cmd.amount, ChargeStatus.PENDING,
                            self.clock())  # fmt: skip
             if await uow.charges.add(fresh):
@@ -107,11 +104,7 @@ class ChargeService(UseCases):
             now = self.clock()
             if not await uow.charges.move(charge, done, now):
                 return charge
-            await uow.wallets.update_balance(wallet, credited, now)
-            await uow.ledger.add(
-                LedgerEntry(user_id, charge.amount, LedgerKind.CHARGE, charge_id, credited.balance),
-                now,
-            )
+            await self.book(uow, wallet, credited, LedgerKind.CHARGE, charge_id, now)
             return done
 
     async def _fail(self, charge: Charge, reason: FailureReason) -> None:

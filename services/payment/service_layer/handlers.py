@@ -14,10 +14,8 @@ from services.payment.domain.errors import (
     IdempotencyKeyReused,
     PaymentNotFound,
     WalletExists,
-    WalletNotFound,
 )
 from services.payment.domain.model import (
-    LedgerEntry,
     LedgerKind,
     Payment,
     PaymentStatus,
@@ -70,10 +68,7 @@ class PaymentService(UseCases):
 
     async def get_wallet(self, user_id: str) -> Wallet:
         async with self.reading() as uow:
-            wallet = await uow.wallets.get(user_id)
-        if wallet is None:
-            raise WalletNotFound(user_id)
-        return wallet
+            return await self.wallet(uow, user_id)
 
     async def get_payment(self, payment_id: str) -> Payment:
         async with self.reading() as uow:
@@ -98,9 +93,7 @@ class PaymentService(UseCases):
 
     async def _debit(self, cmd: Pay) -> PaymentResult:
         async with self.locked_transaction(f"wallet:{cmd.user_id}") as uow:
-            wallet = await uow.wallets.get(cmd.user_id)
-            if wallet is None:
-                raise WalletNotFound(cmd.user_id)
+            wallet = await self.wallet(uow, cmd.user_id)
             existing = await uow.payments.by_order_id(cmd.order_id)
             if existing is not None:
                 if not existing.same_request(cmd.user_id, cmd.amount):
@@ -117,18 +110,8 @@ class PaymentService(UseCases):
                 debited.balance,
                 now,
             )
-            await uow.wallets.update_balance(wallet, debited, now)
+            await self.book(uow, wallet, debited, LedgerKind.PAYMENT, payment.payment_id, now)
             await uow.payments.add(payment)
-            await uow.ledger.add(
-                LedgerEntry(
-                    cmd.user_id,
-                    -cmd.amount,
-                    LedgerKind.PAYMENT,
-                    payment.payment_id,
-                    debited.balance,
-                ),
-                now,
-            )
             await self._announce(uow, payment)
             return PaymentResult(payment, replayed=False)
 
@@ -158,22 +141,14 @@ class PaymentService(UseCases):
             cancelled = payment.cancelled(now)
             credited = wallet.credited(payment.amount)
             await uow.payments.mark_cancelled(cancelled)
-            await uow.wallets.update_balance(wallet, credited, now)
-            await uow.ledger.add(
-                LedgerEntry(
-                    user_id, payment.amount, LedgerKind.REFUND, payment_id, credited.balance
-                ),
-                now,
-            )
+            await self.book(uow, wallet, credited, LedgerKind.REFUND, payment_id, now)
             await self._announce(uow, cancelled)
             return cancelled
 
     async def credit(self, cmd: CreditWallet) -> CreditResult:
         """Add money to a wallet once per reference (operators); a repeat adds nothing."""
         async with self.locked_transaction(f"wallet:{cmd.user_id}") as uow:
-            wallet = await uow.wallets.get(cmd.user_id)
-            if wallet is None:
-                raise WalletNotFound(cmd.user_id)
+            wallet = await self.wallet(uow, cmd.user_id)
             earlier = await uow.ledger.by_reference(LedgerKind.CREDIT, cmd.reference)
             if earlier is not None:
                 if (earlier.user_id, earlier.delta) != (cmd.user_id, cmd.amount):
@@ -181,11 +156,5 @@ class PaymentService(UseCases):
                 return CreditResult(wallet, replayed=True)
             credited = wallet.credited(cmd.amount)
             now = self.clock()
-            await uow.wallets.update_balance(wallet, credited, now)
-            await uow.ledger.add(
-                LedgerEntry(
-                    cmd.user_id, cmd.amount, LedgerKind.CREDIT, cmd.reference, credited.balance
-                ),
-                now,
-            )
+            await self.book(uow, wallet, credited, LedgerKind.CREDIT, cmd.reference, now)
             return CreditResult(credited, replayed=False)
