@@ -3,10 +3,10 @@
 import os
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.processes import REPO
+from testkit.processes import REPO
 
 SCRIPT_SECONDS = 180
 
@@ -15,6 +15,7 @@ SCRIPT_SECONDS = 180
 class Supervised:
     env: dict[str, str]
     state: Path
+    urls: dict[str, str] = field(default_factory=dict)
 
     def script(self, command: str) -> str:
         done = subprocess.run(

@@ -180,7 +180,7 @@ class Audit:
 
 async def run_audit(settings: AuditSettings | None = None) -> AuditReport:
     """Check every money and event invariant; the report says what is wrong and what flies."""
-    settings = settings or AuditSettings()  # type: ignore[call-arg]  # password: from .env
+    settings = settings or AuditSettings()  # the password comes from .env
     started = time.monotonic()
     points = await Snapshot.open(settings, settings.points_mysql_database)
     try:

@@ -7,9 +7,9 @@ import time
 import httpx
 import pytest
 
-from tests.processes import ports
+from testkit.processes import ports
+from testkit.waiting import eventually_blocking
 from tests.supervised import Supervised, supervised_env
-from tests.waiting import eventually_blocking
 
 pytestmark = pytest.mark.e2e
 

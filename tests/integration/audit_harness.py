@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import aiomysql
 
@@ -21,8 +22,8 @@ from services.points.store import PointsStore
 from shared import db
 from shared.events import decode
 from shared.settings import ServiceSettings
+from testkit.processes import REPO
 from tests.integration.bank_harness import running_payment_with_bank
-from tests.processes import REPO
 
 PAYMENT_MIGRATIONS = REPO / "services" / "payment" / "migrations"
 POINTS_MIGRATIONS = REPO / "services" / "points" / "migrations"
@@ -107,7 +108,10 @@ async def seed(payment_db: str, points_db: str) -> Shop:
     settings = ServiceSettings()
     await migrate(settings, payment_db, points_db)
     shop = Shop()
-    overrides = {"payment_mysql_database": payment_db, "outbox_relay_enabled": False}
+    overrides: dict[str, Any] = {
+        "payment_mysql_database": payment_db,
+        "outbox_relay_enabled": False,
+    }
     async with running_payment_with_bank(**overrides) as (app, _):
         for _ in range(4):
             shop.users.append(await app.new_wallet())

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from services.audit import AuditReport, checks
+from testkit.processes import REPO
 from tests.integration.audit_harness import (
     AuditedSystem,
     Shop,
@@ -23,7 +24,6 @@ from tests.integration.audit_harness import (
     drop_database,
     seed,
 )
-from tests.processes import REPO
 
 pytestmark = pytest.mark.integration
 
