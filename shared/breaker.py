@@ -17,14 +17,17 @@ extension points (listeners, storage) cannot add them. This is the focused repla
   their trial permit back.
 
 Time comes from `clock` (seconds, monotonic), so tests drive it without sleeping.
+Every recorded call is also told to `call_listeners` (kind and duration), as Resilience4j's
+event publisher does, so metrics observe calls without a second bookkeeping.
 """
 
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,6 +40,9 @@ class State(StrEnum):
     HALF_OPEN = "HALF_OPEN"
     FORCED_OPEN = "FORCED_OPEN"
     DISABLED = "DISABLED"
+
+
+CallKind = Literal["successful", "failed", "ignored"]
 
 
 class BreakerConfig(BaseModel):
@@ -106,6 +112,7 @@ class CircuitBreaker:
         self._half_open_permits = 0
         self.not_permitted_calls = 0
         self.transitions: list[tuple[State, State]] = []
+        self.call_listeners: list[Callable[[CallKind, float], None]] = []
 
     # ---------------------------------------------------------------- state
 
@@ -171,15 +178,22 @@ class CircuitBreaker:
             raise CallNotPermitted(self.name, self._state, self.retry_after())
 
     def record_success(self, seconds: float) -> None:
+        self._notify("successful", seconds)
         self._record(Outcome(failed=False, slow=seconds > self.config.slow_call_seconds))
 
     def record_failure(self, seconds: float) -> None:
+        self._notify("failed", seconds)
         self._record(Outcome(failed=True, slow=seconds > self.config.slow_call_seconds))
 
-    def record_ignored(self) -> None:
+    def record_ignored(self, seconds: float = 0.0) -> None:
         """A call whose outcome says nothing about the callee's health."""
+        self._notify("ignored", seconds)
         if self._state is State.HALF_OPEN:
             self._half_open_permits += 1
+
+    def _notify(self, kind: CallKind, seconds: float) -> None:
+        for listener in self.call_listeners:
+            listener(kind, seconds)
 
     def _record(self, outcome: Outcome) -> None:
         if self._state not in (State.CLOSED, State.HALF_OPEN):
@@ -209,15 +223,31 @@ class CircuitBreaker:
         self._transition(State.CLOSED)
         self._window = self._closed_window()
 
-    def metrics(self) -> dict[str, object]:
+    def figures(self) -> "BreakerFigures":
         state = self.state
         outcomes = self._window.outcomes
-        return {
-            "state": state.value,
-            "failure_rate": round(self._window.rate("failed"), 2),
-            "slow_call_rate": round(self._window.rate("slow"), 2),
-            "buffered_calls": len(outcomes),
-            "failed_calls": sum(o.failed for o in outcomes),
-            "slow_calls": sum(o.slow for o in outcomes),
-            "not_permitted_calls": self.not_permitted_calls,
-        }
+        return BreakerFigures(
+            state=state,
+            failure_rate=round(self._window.rate("failed"), 2),
+            slow_call_rate=round(self._window.rate("slow"), 2),
+            buffered_calls=len(outcomes),
+            failed_calls=sum(o.failed for o in outcomes),
+            slow_calls=sum(o.slow for o in outcomes),
+            not_permitted_calls=self.not_permitted_calls,
+        )
+
+    def metrics(self) -> dict[str, object]:
+        return {**asdict(self.figures()), "state": self.state.value}
+
+
+@dataclass(frozen=True)
+class BreakerFigures:
+    """The breaker's state and its window's figures at one moment."""
+
+    state: State
+    failure_rate: float  # percent, -1 below the minimum number of calls
+    slow_call_rate: float
+    buffered_calls: int
+    failed_calls: int
+    slow_calls: int
+    not_permitted_calls: int

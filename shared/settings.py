@@ -17,6 +17,7 @@ class BaseServiceSettings(BaseSettings):
 
     log_level: str = "INFO"
     retry_after_seconds: int = 1
+    metrics_refresh_seconds: float = 5.0  # gauges read from a database or Kafka
 
 
 class ServiceSettings(BaseServiceSettings):
@@ -36,5 +37,6 @@ class ServiceSettings(BaseServiceSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     events_topic: str = "payment.events"
     dead_letter_topic: str = "payment.events.DLT"
+    points_group_id: str = "mockpay-points"  # payment watches this group's lag too
     kafka_topic_partitions: int = 6
     kafka_replication_factor: int = 1

@@ -18,6 +18,7 @@ from services.bank_gateway.bank_client import (
     BankRejected,
     BankTimedOut,
 )
+from services.bank_gateway.metrics import register_breaker
 from services.bank_gateway.schemas import TransferRequest
 from services.bank_gateway.settings import GatewaySettings
 from shared.breaker import CallNotPermitted, CircuitBreaker
@@ -29,6 +30,7 @@ from shared.http import (
     error_response,
     install_error_handlers,
 )
+from shared.metrics import install_metrics, new_registry
 
 log = logging.getLogger(__name__)
 
@@ -178,4 +180,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     token = settings.bank_gateway_token.get_secret_value()
     app.include_router(router, dependencies=[Depends(bearer_checker([token]))])
     app.add_middleware(OpenCircuitEdge, breaker=breaker, accepted=[token.encode()])
+    registry = new_registry()
+    register_breaker(breaker, registry)
+    install_metrics(app, registry)
     return app

@@ -97,7 +97,7 @@ class BankClient:
         if status in (200, 201, 404):
             self.breaker.record_success(time.monotonic() - started)
         else:
-            self.breaker.record_ignored()
+            self.breaker.record_ignored(time.monotonic() - started)
         return status, body
 
 

@@ -6,6 +6,7 @@ relay, charge reconciler) start last and therefore stop first.
 """
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 from services.payment.adapters.bank import GatewayBank
 from services.payment.adapters.outbox import OutboxQueue
 from services.payment.adapters.uow import MySqlUnitOfWork
+from services.payment.metrics import PaymentMetrics
 from services.payment.relay import OutboxRelay, RelayConfig
 from services.payment.service_layer.base import UnitOfWorkFactory
 from services.payment.service_layer.charges import ChargeService
@@ -101,10 +103,15 @@ async def operator_payments(settings: PaymentSettings) -> AsyncIterator[PaymentS
 
 
 @contextlib.asynccontextmanager
-async def bootstrap(settings: PaymentSettings, migrate: bool = True) -> AsyncIterator[Components]:
-    """The whole payment service, open for the block."""
+async def bootstrap(
+    settings: PaymentSettings, migrate: bool = True, metrics: PaymentMetrics | None = None
+) -> AsyncIterator[Components]:
+    """The whole payment service, open for the block; `metrics` times its lock."""
     async with AsyncExitStack() as stack:
         store = await open_store(stack, settings, migrate)
+        if metrics is not None:
+            locking = metrics.metered(store.locking, settings.payment_lock_strategy)
+            store = dataclasses.replace(store, locking=locking)
         bank_http = await stack.enter_async_context(
             httpx.AsyncClient(
                 base_url=settings.bank_gateway_url,

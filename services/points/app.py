@@ -12,6 +12,7 @@ from faust.contrib.asgi import faust_app_running
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from services.points.dead_letters import DeadLetters
+from services.points.metrics import register_processor
 from services.points.processor import EventProcessor
 from services.points.settings import PointsSettings
 from services.points.store import PointsStore
@@ -21,6 +22,8 @@ from shared.fields import PathId
 from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.kafka import ensure_topics, event_topics, idempotent_producer
+from shared.kafka_lag import ConsumerLagGauges, LagTarget
+from shared.metrics import Refresher, install_metrics, new_registry
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ KAFKA_STARTUP_SECONDS = 60
 
 
 def create_app(settings: PointsSettings) -> FastAPI:
+    registry = new_registry()
+    lag = ConsumerLagGauges(lag_target(settings), registry)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lock_wait = f"SET SESSION innodb_lock_wait_timeout = {settings.points_db_lock_wait_seconds}"
@@ -55,11 +61,16 @@ def create_app(settings: PointsSettings) -> FastAPI:
             store, dead_letters, settings.points_retries, settings.points_retry_backoff_seconds
         )
         app.state.store, app.state.processor, app.state.producer = store, processor, producer
+        register_processor(processor, registry)
+        lag_refresher = Refresher("lag", lag.refresh, settings.metrics_refresh_seconds)
         try:
             async with faust_app_running(create_faust_app(settings, processor)):
                 log.info("points service consuming %s", settings.events_topic)
+                lag_refresher.start()
                 yield
         finally:
+            await lag_refresher.stop()
+            await lag.close()
             await producer.stop()
             await db.close_pool(pool)
 
@@ -101,4 +112,14 @@ def create_app(settings: PointsSettings) -> FastAPI:
             status_code=200 if healthy else 503,
         )
 
+    install_metrics(app, registry)
     return app
+
+
+def lag_target(settings: PointsSettings) -> LagTarget:
+    return LagTarget(
+        settings.kafka_bootstrap_servers,
+        settings.points_group_id,
+        settings.events_topic,
+        settings.dead_letter_topic,
+    )

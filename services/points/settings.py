@@ -11,7 +11,6 @@ class PointsSettings(ServiceSettings):
     points_port: int = 8003
     points_mysql_database: str = "mockpay_points"
     points_rate: Decimal = Decimal("0.01")
-    points_group_id: str = "mockpay-points"
     points_retries: int = 3
     points_retry_backoff_seconds: float = 1.0
     points_db_lock_wait_seconds: int = 5

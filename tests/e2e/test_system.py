@@ -10,6 +10,7 @@ from services.payment.settings import PaymentSettings
 from testkit.processes import ports, service_process
 from testkit.waiting import eventually_blocking
 from tests.integration.events_harness import Topics, points_process
+from tests.scrape import Sample, named, parse, value
 
 pytestmark = pytest.mark.e2e
 
@@ -64,3 +65,128 @@ def test_a_user_tops_up_pays_and_earns_points(system):
     eventually_blocking(
         points_earned, timeout=60, interval=0.2, message="no points for the payment"
     )
+
+
+# ---------------------------------------------------------------- metrics (CONTRACT.md)
+
+HTTP_LABELS = {"method", "uri", "status", "outcome", "le"}
+EVERY_SERVICE = {"process_cpu_seconds_total", "process_resident_memory_bytes"}
+CONTRACT_METRICS = {
+    "payment": {
+        "mockpay_payments_total": {"outcome"},
+        "mockpay_lock_wait_seconds_bucket": {"strategy", "le"},
+        "mockpay_lock_held_seconds_bucket": {"strategy", "le"},
+        "mockpay_lock_timeouts_total": set(),
+        "mockpay_lock_lease_lost_total": set(),
+        "mockpay_lock_fallbacks_total": set(),
+        "mockpay_outbox_unpublished": set(),
+        "mockpay_outbox_oldest_unpublished_seconds": set(),
+        "mockpay_outbox_published_total": set(),
+        "mockpay_charges_pending": set(),
+    },
+    "gateway": {
+        "resilience4j_circuitbreaker_state": {"name", "state"},
+        "resilience4j_circuitbreaker_failure_rate": {"name"},
+        "resilience4j_circuitbreaker_slow_call_rate": {"name"},
+        "resilience4j_circuitbreaker_calls_seconds_bucket": {"name", "kind", "le"},
+        "resilience4j_circuitbreaker_not_permitted_calls_total": {"name", "kind"},
+        "resilience4j_circuitbreaker_buffered_calls": {"name", "kind"},
+    },
+    "points": {
+        "kafka_consumergroup_lag": {"consumergroup", "topic", "partition"},
+        "mockpay_points_events_total": {"outcome"},
+        "mockpay_dead_letters": set(),
+    },
+    "bank": {},
+}
+LABEL_VALUES = {
+    ("mockpay_payments_total", "outcome"): {
+        "completed", "insufficient_balance", "replayed", "in_progress", "key_reused",
+        "unavailable", "cancelled",
+    },
+    ("mockpay_points_events_total", "outcome"): {
+        "applied", "duplicate", "retried", "dead_lettered", "ignored",
+    },
+    ("resilience4j_circuitbreaker_state", "state"): {
+        "closed", "open", "half_open", "forced_open", "disabled", "metrics_only",
+    },
+    ("resilience4j_circuitbreaker_calls_seconds_bucket", "kind"): {
+        "successful", "failed", "ignored",
+    },
+    ("resilience4j_circuitbreaker_buffered_calls", "kind"): {"successful", "failed"},
+}  # fmt: skip
+
+
+def scrape(url: str) -> list[Sample]:
+    answer = httpx.get(f"{url}/metrics", timeout=5)
+    assert answer.status_code == 200
+    return parse(answer.text)
+
+
+def pay_once(url: str) -> None:
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key()}"})
+    user = f"m-{uuid.uuid4().hex[:10]}"
+    client.post("/wallets", json={"user_id": user})
+    client.post(f"/wallets/{user}/charges", json={"charge_id": f"c-{user}", "amount": 100})
+    paid = client.post("/payments", json={"order_id": f"o-{user}", "user_id": user, "amount": 10})
+    assert paid.status_code == 201
+
+
+def api_key() -> str:
+    return PaymentSettings().api_keys()[0]
+
+
+def test_every_service_exposes_the_contracts_metrics_with_their_labels(system):
+    pay_once(system["payment"])
+
+    def all_exposed() -> bool:
+        return all(
+            set(metrics) <= {s.name for s in scrape(system[service])}
+            for service, metrics in CONTRACT_METRICS.items()
+        )
+
+    eventually_blocking(all_exposed, timeout=30, interval=0.5, message="metrics missing")
+    for service, metrics in CONTRACT_METRICS.items():
+        samples = scrape(system[service])
+        names = {s.name for s in samples}
+        assert names >= EVERY_SERVICE | {"http_server_requests_seconds_bucket"}, service
+        for sample in named(samples, "http_server_requests_seconds_bucket"):
+            assert set(sample.labels) == HTTP_LABELS
+        for metric, labels in metrics.items():
+            for sample in named(samples, metric):
+                assert set(sample.labels) == labels, (service, metric)
+        for (metric, label), expected in LABEL_VALUES.items():
+            if metric in metrics:
+                assert {s.labels[label] for s in named(samples, metric)} == expected
+
+
+def test_the_gateways_open_circuit_answers_are_counted(system):
+    token = GatewaySettings().bank_gateway_token.get_secret_value()
+    gateway = httpx.Client(base_url=system["gateway"], headers={"Authorization": f"Bearer {token}"})
+    transfer = {"transfer_id": "t-open", "account": "a", "amount": 1, "direction": "withdraw"}
+    gateway.put("/circuit-breaker", json={"state": "FORCED_OPEN"})
+    try:
+        assert gateway.post("/transfers", json=transfer).status_code == 503
+        samples = scrape(system["gateway"])
+    finally:
+        gateway.put("/circuit-breaker", json={"state": "CLOSED"})
+    assert value(samples, "resilience4j_circuitbreaker_state", state="forced_open") == 1
+    assert value(samples, "resilience4j_circuitbreaker_not_permitted_calls_total") >= 1
+    counted = value(
+        samples, "http_server_requests_seconds_count", uri="/transfers", status="503", method="POST"
+    )
+    assert counted >= 1
+
+
+def test_a_thousand_distinct_paths_leave_a_bounded_uri_label_set(system):
+    with httpx.Client(base_url=system["payment"]) as client:
+        for i in range(500):
+            assert client.get(f"/wallets/user-{i}").status_code == 401
+            assert client.get(f"/no/such/path/{i}").status_code == 404
+    uris = {
+        s.labels["uri"]
+        for s in named(scrape(system["payment"]), "http_server_requests_seconds_count")
+    }
+    assert "UNKNOWN" in uris and "/wallets/{user_id}" in uris
+    assert not any("user-" in uri or "/no/such" in uri for uri in uris)
+    assert len(uris) < 20

@@ -17,6 +17,7 @@ from services.bank_gateway.schemas import TransferRequest
 from services.bank_gateway.settings import FakeBankSettings
 from shared.fields import PathId
 from shared.http import JsonResponse, error_response, install_error_handlers
+from shared.metrics import install_metrics, new_registry
 
 log = logging.getLogger(__name__)
 
@@ -101,4 +102,5 @@ def create_app(settings: FakeBankSettings) -> FastAPI:
         """200 unless an outage is injected."""
         return outage() if bank.faults.down else JsonResponse({"status": "ok"})
 
+    install_metrics(app, new_registry())
     return app

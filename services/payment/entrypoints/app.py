@@ -1,22 +1,44 @@
 """The payment service's FastAPI application."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 from fastapi import Depends, FastAPI
 
 from services.payment.bootstrap import bootstrap
 from services.payment.entrypoints import errors
 from services.payment.entrypoints.routes import api, public
+from services.payment.metrics import PaymentMetrics
 from services.payment.settings import PaymentSettings
 from shared.http import BodyLimitMiddleware, bearer_checker, install_error_handlers
+from shared.kafka_lag import ConsumerLagGauges, LagTarget
+from shared.metrics import Refresher, install_metrics, new_registry
 
 
 def create_app(settings: PaymentSettings) -> FastAPI:
+    registry = new_registry()
+    metrics = PaymentMetrics(registry)
+    lag = ConsumerLagGauges(
+        LagTarget(
+            settings.kafka_bootstrap_servers, settings.points_group_id, settings.events_topic
+        ),
+        registry,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with bootstrap(settings) as components:
+        async with bootstrap(settings, metrics=metrics) as components, AsyncExitStack() as stack:
             app.state.components = components
+            metrics.watch_relay(components.relay)
+            interval = settings.metrics_refresh_seconds
+            stack.push_async_callback(lag.close)
+            for refresher in (
+                Refresher("backlog", partial(metrics.refresh_backlog, components.pool), interval),
+                Refresher("lag", lag.refresh, interval),
+            ):
+                refresher.start()
+                stack.push_async_callback(refresher.stop)
             yield
 
     app = FastAPI(
@@ -29,4 +51,6 @@ def create_app(settings: PaymentSettings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.payment_max_body_bytes)
     app.include_router(public)
     app.include_router(api, dependencies=[Depends(bearer_checker(settings.api_keys()))])
+    app.state.metrics = metrics
+    install_metrics(app, registry)
     return app

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.payment.bootstrap import Components
+from services.payment.metrics import PaymentMetrics
 from services.payment.service_layer.charges import ChargeService
 from services.payment.service_layer.handlers import PaymentService
 from shared.idempotency import IdempotencyStore
@@ -39,8 +40,13 @@ async def charge_idempotency_store(request: Request) -> IdempotencyStore:
     return _components(request).charge_idempotency
 
 
+async def payment_metrics(request: Request) -> PaymentMetrics:
+    return request.app.state.metrics
+
+
 ChargeServiceDep = Annotated[ChargeService, Depends(charge_service)]
 ChargeIdempotencyDep = Annotated[IdempotencyStore, Depends(charge_idempotency_store)]
 ComponentsDep = Annotated[Components, Depends(components)]
 ServiceDep = Annotated[PaymentService, Depends(payment_service)]
+MetricsDep = Annotated[PaymentMetrics, Depends(payment_metrics)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency_store)]

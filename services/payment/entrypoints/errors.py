@@ -5,7 +5,8 @@ import math
 from fastapi import FastAPI, Request
 
 from services.payment.domain import errors
-from shared.http import JsonResponse, error_response
+from shared.http import ApiError, JsonResponse, error_response
+from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import LockLostError, LockTimeout
 
 STATUS_AND_CODE: dict[type[Exception], tuple[int, str]] = {
@@ -35,6 +36,15 @@ def status_and_code(exc_class: type[BaseException]) -> tuple[int, str]:
 def status_and_body(exc: Exception) -> tuple[int, dict[str, str]]:
     status, code = status_and_code(type(exc))
     return status, {"code": code, "message": str(exc)}
+
+
+def status_of(exc: Exception) -> int:
+    """The status the error handlers give `exc`."""
+    if isinstance(exc, ApiError):
+        return exc.status
+    if type(exc) in STATUS_AND_CODE:
+        return STATUS_AND_CODE[type(exc)][0]
+    return 503 if isinstance(exc, DEPENDENCY_ERRORS) else 500
 
 
 def install(app: FastAPI, retry_after_seconds: int) -> None:

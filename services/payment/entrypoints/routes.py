@@ -1,6 +1,7 @@
 """HTTP routes: parse, build a command, call the service, shape the answer."""
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -12,8 +13,10 @@ from services.payment.entrypoints.deps import (
     ChargeServiceDep,
     ComponentsDep,
     IdempotencyDep,
+    MetricsDep,
     ServiceDep,
 )
+from services.payment.entrypoints.errors import status_of
 from services.payment.entrypoints.idempotent import run_once
 from services.payment.entrypoints.schemas import (
     ChargeBody,
@@ -27,6 +30,7 @@ from services.payment.entrypoints.schemas import (
     payment_body,
     wallet_body,
 )
+from services.payment.metrics import PaymentMetrics
 from shared import db
 from shared.contract import ID_MAX_LENGTH, ID_PATTERN
 from shared.fields import PathId
@@ -57,7 +61,7 @@ async def get_wallet(user_id: PathId, service: ServiceDep) -> JsonResponse:
 
 @api.post("/payments", status_code=201, response_model=PaymentBody)
 async def create_payment(
-    request: PaymentRequest, service: ServiceDep, store: IdempotencyDep
+    request: PaymentRequest, service: ServiceDep, store: IdempotencyDep, metrics: MetricsDep
 ) -> JsonResponse:
     """Pay an order from a wallet, once per order_id."""
     command = Pay(request.order_id, request.user_id, request.amount)
@@ -67,7 +71,7 @@ async def create_payment(
         return 201, payment_body(result.payment), result.replayed
 
     body_fingerprint = fingerprint({"user_id": request.user_id, "amount": request.amount})
-    return await run_once(store, request.order_id, body_fingerprint, pay)
+    return await counted(metrics, run_once(store, request.order_id, body_fingerprint, pay))
 
 
 @api.post("/wallets/{user_id}/charges", status_code=201, response_model=ChargeBody)
@@ -102,9 +106,24 @@ async def get_payment(payment_id: PathId, service: ServiceDep) -> JsonResponse:
 
 
 @api.post("/payments/{payment_id}/cancel", response_model=PaymentBody)
-async def cancel_payment(payment_id: PathId, service: ServiceDep) -> JsonResponse:
+async def cancel_payment(
+    payment_id: PathId, service: ServiceDep, metrics: MetricsDep
+) -> JsonResponse:
     """Cancel a payment; its amount goes back to the wallet once."""
-    return JsonResponse(payment_body(await service.cancel(CancelPayment(payment_id))))
+    cancelled = await service.cancel(CancelPayment(payment_id))
+    metrics.payments.labels("cancelled").inc()
+    return JsonResponse(payment_body(cancelled))
+
+
+async def counted(metrics: PaymentMetrics, answer: Awaitable[JsonResponse]) -> JsonResponse:
+    """Count a payment request's outcome, whether it answered or raised."""
+    try:
+        response = await answer
+    except Exception as exc:
+        metrics.payment_answered(status_of(exc), replayed=False)
+        raise
+    metrics.payment_answered(response.status_code, "idempotent-replayed" in response.headers)
+    return response
 
 
 @public.get("/health")
