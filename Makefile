@@ -7,9 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
-.PHONY: help setup lock infra-up infra-down infra-status up down status payment points bank-gateway \
-        fake-bank migrate credit test test-unit test-integration test-e2e lint fmt logs \
-        bench-lock bench-bank bench-events dlt-list dlt-replay audit
+.PHONY: help setup lock infra-up infra-down infra-status up down status monitor payment points \
+        bank-gateway fake-bank migrate credit test test-unit test-integration test-e2e lint fmt \
+        logs bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -35,12 +35,18 @@ infra-status: ## Print each server as up or down
 
 up: setup infra-up ## Start everything in the background, print addresses and the API key
 	@bash scripts/services.sh up
+	@bash scripts/monitor.sh up
 down: ## Stop every service and server that make up started
+	@bash scripts/monitor.sh down
 	@bash scripts/services.sh down
 	@bash scripts/infra.sh down
 status: ## Each service with its pid and uptime (supervisord), and the servers
 	@bash scripts/services.sh status
 	@bash scripts/infra.sh status
+	@bash scripts/monitor.sh status
+
+monitor: setup ## Start Prometheus alone (scrapes every service every 5 s; rules in deploy/prometheus)
+	@bash scripts/monitor.sh up
 
 payment: setup ## Run the payment service in the foreground
 	@$(PY) -m services.payment
@@ -84,5 +90,7 @@ bench-lock: setup infra-up ## Lock strategies on one wallet, 150 and 500 payers 
 	@$(PY) -m bench.lock
 bench-bank: setup ## Gateway overhead and open-circuit rejection latency (table + JSON)
 	@$(PY) -m bench.bank
+bench-metrics: setup ## What timing every request into http_server_requests_seconds costs
+	@$(PY) -m bench.http_metrics $(BENCH_ARGS)
 bench-events: setup infra-up ## Commit-to-points latency at 500/400/300 payments/s, outbox drain rate
 	@$(PY) -m bench.events $(BENCH_ARGS)
