@@ -41,6 +41,7 @@ ensure_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  command -v prometheus >/dev/null || missing+=(prometheus)
   apt_install "${missing[@]}"
 }
 

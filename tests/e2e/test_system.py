@@ -10,6 +10,7 @@ from services.payment.settings import PaymentSettings
 from testkit.processes import ports, service_process
 from testkit.waiting import eventually_blocking
 from tests.integration.events_harness import Topics, points_process
+from tests.monitoring import ALERTS, prometheus, query
 from tests.scrape import Sample, named, parse, value
 
 pytestmark = pytest.mark.e2e
@@ -190,3 +191,56 @@ def test_a_thousand_distinct_paths_leave_a_bounded_uri_label_set(system):
     assert "UNKNOWN" in uris and "/wallets/{user_id}" in uris
     assert not any("user-" in uri or "/no/such" in uri for uri in uris)
     assert len(uris) < 20
+
+
+# ---------------------------------------------------------------- Prometheus (make monitor)
+
+
+def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_path):
+    ports = {
+        "PAYMENT_PORT": system["payment"].rsplit(":", 1)[1],
+        "BANK_GATEWAY_PORT": system["gateway"].rsplit(":", 1)[1],
+        "FAKE_BANK_PORT": system["bank"].rsplit(":", 1)[1],
+        "POINTS_PORT": system["points"].rsplit(":", 1)[1],
+    }
+    with prometheus(tmp_path, **ports) as (url, _):
+
+        def all_targets_up() -> bool:
+            targets = httpx.get(f"{url}/api/v1/targets", timeout=5).json()["data"]
+            return {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]} == {
+                job: "up"
+                for job in ("payment", "bank-gateway", "fake-bank", "points", "prometheus")
+            }
+
+        eventually_blocking(all_targets_up, timeout=30, interval=0.5, message="targets not up")
+        rules = httpx.get(f"{url}/api/v1/rules", params={"type": "alert"}, timeout=5).json()
+        assert {r["name"] for g in rules["data"]["groups"] for r in g["rules"]} == set(ALERTS)
+
+        token = GatewaySettings().bank_gateway_token.get_secret_value()
+        auth = {"Authorization": f"Bearer {token}"}
+        httpx.put(f"{system['bank']}/faults", json={"error_rate": 1.0})
+        try:
+            for i in range(5):
+                transfer = {
+                    "transfer_id": f"t-{i}",
+                    "account": "a",
+                    "amount": 1,
+                    "direction": "withdraw",
+                }
+                httpx.post(f"{system['gateway']}/transfers", json=transfer, headers=auth)
+
+            def open_in_prometheus() -> bool:
+                expr = 'resilience4j_circuitbreaker_state{name="bank", state="open"} == 1'
+                return bool(query(url, expr))
+
+            eventually_blocking(open_in_prometheus, timeout=15, interval=0.5, message="not open")
+
+            def alert_pending() -> bool:
+                return bool(query(url, 'ALERTS{alertname="MockPayBreakerOpen"}'))
+
+            eventually_blocking(alert_pending, timeout=15, interval=0.5, message="no alert")
+        finally:
+            httpx.put(f"{system['bank']}/faults", json={"error_rate": 0.0})
+            httpx.put(
+                f"{system['gateway']}/circuit-breaker", json={"state": "CLOSED"}, headers=auth
+            )
