@@ -14,6 +14,7 @@ import time
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.types import Message, Scope
 
 from bench.report import print_table, write_json
 from shared.http import JsonResponse
@@ -34,7 +35,7 @@ def build_app(metered: bool) -> FastAPI:
 
 
 async def call(app: FastAPI, path: str) -> None:
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -49,10 +50,10 @@ async def call(app: FastAPI, path: str) -> None:
         "server": ("127.0.0.1", 80),
     }
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(_: dict) -> None:
+    async def send(_: Message) -> None:
         return None
 
     await app(scope, receive, send)
@@ -73,20 +74,22 @@ async def main(count: int, rounds: int) -> None:
     for name, path in (("routed", "/payments/p-{i}"), ("unknown path", "/nowhere/{i}")):
         samples: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(rounds):
-            for metered, app in apps.items():
-                samples[metered].append(await per_request(app, path, count))
-        plain, metered = statistics.median(samples[False]), statistics.median(samples[True])
+            for timed, app in apps.items():
+                samples[timed].append(await per_request(app, path, count))
+        plain, with_metrics = statistics.median(samples[False]), statistics.median(samples[True])
         rows.append(
             {
                 "request": name,
                 "without_us": round(plain * 1e6, 1),
-                "with_us": round(metered * 1e6, 1),
-                "cost_us": round((metered - plain) * 1e6, 1),
+                "with_us": round(with_metrics * 1e6, 1),
+                "cost_us": round((with_metrics - plain) * 1e6, 1),
             }
         )
     print_table(rows, ["request", "without_us", "with_us", "cost_us"])
-    path = write_json("http-metrics", {"requests_per_round": count, "rounds": rounds, "rows": rows})
-    print(f"\nwritten to {path}")
+    written = write_json(
+        "http-metrics", {"requests_per_round": count, "rounds": rounds, "rows": rows}
+    )
+    print(f"\nwritten to {written}")
 
 
 if __name__ == "__main__":

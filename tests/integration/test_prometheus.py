@@ -8,8 +8,8 @@ import subprocess
 import httpx
 import pytest
 
-from tests.monitoring import ALERTS, REPO, monitor, prometheus
 from testkit.waiting import eventually_blocking
+from tests.monitoring import ALERTS, REPO, monitor, prometheus
 
 CONFIG = REPO / "deploy" / "prometheus"
 

@@ -10,9 +10,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from services.bank_gateway.metrics import register_breaker
 from services.payment.metrics import PaymentMetrics
+from services.payment.service_layer.locking import NotHeld
 from shared.breaker import BreakerConfig, CallNotPermitted, CircuitBreaker
 from shared.http import BodyLimitMiddleware, bearer_checker, install_error_handlers
-from shared.lock import LockLostError, LockTimeout, NotHeld
+from shared.lock import LockLostError, LockTimeout
 from shared.metrics import install_metrics
 from tests.scrape import named, parse, value
 
