@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def rate_steps(start: float, step: float, maximum: float) -> list[float]:
     return steps
 
 
-def highest_held(results: list[tuple[float, list[str]]]) -> float | None:
+def highest_held(results: Sequence[tuple[float, list[str]]]) -> float | None:
     """The last rate that held before the first that did not (steps in rising order)."""
     held = None
     for rate, reasons in results:

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
+from testkit.processes import REPO, ports, service_process
 from tests.integration.audit_harness import admin, database_names, drop_database, recreate
 from tests.integration.events_harness import Topics, points_process
-from testkit.processes import REPO, ports, service_process
 
 pytestmark = pytest.mark.e2e
 
