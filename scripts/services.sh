@@ -10,6 +10,8 @@ cd "$ROOT"
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 load_env
+# JSON log lines with trace ids (shared/logs.py), unless .env or the caller says otherwise.
+export LOG_FORMAT=${LOG_FORMAT:-json}
 
 STATE=${MOCKPAY_STATE_DIR:-$ROOT/.local}
 RUN=$STATE/run

@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.logs import LogFormat
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,6 +18,7 @@ class BaseServiceSettings(BaseSettings):
     )
 
     log_level: str = "INFO"
+    log_format: LogFormat = "text"  # json under make up
     retry_after_seconds: int = 1
     metrics_refresh_seconds: float = 5.0  # gauges read from a database or Kafka
 

@@ -108,7 +108,7 @@ class OutboxRelay(BackgroundLoop):
                         row.topic,
                         row.payload,
                         key=row.key.encode(),
-                        headers=[("event_type", row.event_type.encode())],
+                        headers=row.headers(),
                     )
                     for row in rows
                 ]

@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 
 from services.points.dead_letters import ConsumedMessage, DeadLetters
 from services.points.store import PointsStore
+from shared import tracing
 from shared.events import InvalidEvent, UnknownEventType, decode
 from shared.infra_errors import DEPENDENCY_ERRORS
+from shared.tracing import TraceParent
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,12 @@ class EventProcessor:
         self.counts: Counter[str] = Counter()
 
     async def handle(self, message: ConsumedMessage) -> None:
+        """Handle one message in the trace its producer sent (a new one if none)."""
+        sent = TraceParent.parse(dict(message.headers).get(tracing.HEADER))
+        with tracing.traced(sent.child() if sent is not None else None):
+            await self._handle(message)
+
+    async def _handle(self, message: ConsumedMessage) -> None:
         try:
             event = decode(message.value)
         except UnknownEventType as unknown:
@@ -47,6 +55,7 @@ class EventProcessor:
             self.counts["dead_lettered"] += 1
             await self.dead_letters.publish(message, invalid, attempts=1)
             return
+        tracing.bind(event_id=event.event_id, order_id=event.order_id, user_id=event.user_id)
         attempt = 0
         while True:
             attempt += 1
@@ -66,4 +75,5 @@ class EventProcessor:
                 await self.dead_letters.publish(message, failure, attempts=attempt)
                 return
             self.counts["applied" if applied else "duplicates"] += 1
+            log.info("%s %s", event.event_type, "applied" if applied else "was applied before")
             return

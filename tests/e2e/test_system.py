@@ -1,14 +1,19 @@
 """The four services as processes, as `make up` runs them, talked to over HTTP."""
 
+import os
 import uuid
 
 import httpx
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.bank_gateway.settings import GatewaySettings
 from services.payment.settings import PaymentSettings
-from testkit.processes import ports, service_process
-from testkit.waiting import eventually_blocking
+from services.points.dlt import read_all
+from shared.tracing import TraceParent
+from testkit.processes import LOGS, ports, service_process
+from testkit.waiting import eventually, eventually_blocking
 from tests.integration.events_harness import Topics, points_process
 from tests.monitoring import ALERTS, prometheus, query
 from tests.scrape import Sample, named, parse, value
@@ -16,11 +21,14 @@ from tests.scrape import Sample, named, parse, value
 pytestmark = pytest.mark.e2e
 
 
+TOPICS = Topics.unique()
+
+
 @pytest.fixture(scope="module")
 def system():
     free = ports("bank", "gateway", "payment")
     urls = {name: f"http://127.0.0.1:{port}" for name, port in free.items()}
-    topics = Topics.unique()
+    topics = TOPICS
     env = {
         **topics.env(),
         "FAKE_BANK_PORT": str(free["bank"]),
@@ -244,3 +252,70 @@ def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_
             httpx.put(
                 f"{system['gateway']}/circuit-breaker", json={"state": "CLOSED"}, headers=auth
             )
+
+
+# ---------------------------------------------------------------- one trace (traceparent)
+
+
+def points_log_lines(trace_id: str) -> list[dict]:
+    """JSON lines of this test run's points service logs that carry `trace_id`."""
+    lines = []
+    for path in LOGS.glob(f"services_points-{os.getpid()}-*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if trace_id in line and line.startswith("{"):
+                lines.append(orjson.loads(line))
+    return lines
+
+
+async def test_one_trace_id_follows_a_payment_from_http_to_points_and_the_dlt(system):
+    sent = TraceParent.new()
+    headers = {"Authorization": f"Bearer {api_key()}", "traceparent": str(sent)}
+    user = f"t-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=system["payment"], headers=headers) as client:
+        await client.post("/wallets", json={"user_id": user})
+        await client.post(
+            f"/wallets/{user}/charges", json={"charge_id": f"c-{user}", "amount": 500}
+        )
+        paid = await client.post(
+            "/payments", json={"order_id": f"o-{user}", "user_id": user, "amount": 100}
+        )
+    answered = TraceParent.parse(paid.headers.get("traceparent"))
+    assert answered is not None and answered.trace_id == sent.trace_id
+
+    async def points_logged() -> bool:
+        return any(
+            line.get("order_id") == f"o-{user}" and line.get("event_id")
+            for line in points_log_lines(sent.trace_id)
+        )
+
+    await eventually(points_logged, timeout=60, message="no points log line with the trace id")
+
+    # The event as the relay sent it carries the trace; a poison copy of it, dead-lettered
+    # by the points service, keeps it on the DLT.
+    events = await read_all("127.0.0.1:9092", TOPICS.events)
+    [event] = [r for r in events if r.key == user.encode()]
+    assert trace_of(event.headers) == sent.trace_id
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            TOPICS.events, b"{not json", key=event.key, headers=list(event.headers)
+        )
+    finally:
+        await producer.stop()
+
+    async def letters() -> list:
+        records = await read_all("127.0.0.1:9092", TOPICS.dead_letters)
+        return [r for r in records if r.key == user.encode()]
+
+    async def dead_lettered() -> bool:
+        return bool(await letters())
+
+    await eventually(dead_lettered, timeout=60, message="the poison copy was not dead-lettered")
+    [letter] = await letters()
+    assert trace_of(letter.headers) == sent.trace_id
+
+
+def trace_of(headers: list[tuple[str, bytes]]) -> str | None:
+    trace = TraceParent.parse(dict(headers).get("traceparent"))
+    return trace.trace_id if trace is not None else None

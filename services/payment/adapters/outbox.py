@@ -11,19 +11,29 @@ from datetime import datetime
 import aiomysql
 from aiomysql import Cursor
 
+from shared import tracing
 from shared.clock import utcnow
 from shared.events import PaymentEvent
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 INSERT = (
-    "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
+    "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at, traceparent)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
 
 
 def insert_values(topic: str, event: PaymentEvent, now: datetime) -> tuple[object, ...]:
-    """The parameters of INSERT for one event."""
-    return (event.event_id, topic, event.user_id, event.event_type, event.to_bytes(), now)
+    """The parameters of INSERT for one event, with the trace of the request in hand."""
+    trace = tracing.current()
+    return (
+        event.event_id,
+        topic,
+        event.user_id,
+        event.event_type,
+        event.to_bytes(),
+        now,
+        str(trace) if trace is not None else None,
+    )
 
 
 class OutboxRepository(abc.ABC):
@@ -46,6 +56,14 @@ class OutboxRow:
     key: str
     event_type: str
     payload: bytes
+    traceparent: str | None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The Kafka headers of the event: its type, and its trace when it has one."""
+        headers = [("event_type", self.event_type.encode())]
+        if self.traceparent:
+            headers.append((tracing.HEADER, self.traceparent.encode()))
+        return headers
 
 
 class OutboxQueue:
@@ -68,7 +86,7 @@ class OutboxQueue:
                 # a relay that waits for Kafka.
                 await cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 await cur.execute(
-                    "SELECT id, topic, event_key, event_type, payload FROM outbox"
+                    "SELECT id, topic, event_key, event_type, payload, traceparent FROM outbox"
                     " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (limit,),
                 )

@@ -14,6 +14,7 @@ from services.payment.settings import PaymentSettings
 from shared.http import BodyLimitMiddleware, bearer_checker, install_error_handlers
 from shared.kafka_lag import ConsumerLagGauges, LagTarget
 from shared.metrics import Refresher, install_metrics, new_registry
+from shared.tracing import TraceMiddleware
 
 
 def create_app(settings: PaymentSettings) -> FastAPI:
@@ -52,5 +53,6 @@ def create_app(settings: PaymentSettings) -> FastAPI:
     app.include_router(public)
     app.include_router(api, dependencies=[Depends(bearer_checker(settings.api_keys()))])
     app.state.metrics = metrics
+    app.add_middleware(TraceMiddleware)
     install_metrics(app, registry)
     return app

@@ -1,6 +1,7 @@
 """HTTP routes: parse, build a command, call the service, shape the answer."""
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ from services.payment.entrypoints.schemas import (
     wallet_body,
 )
 from services.payment.metrics import PaymentMetrics
-from shared import db
+from shared import db, tracing
 from shared.contract import ID_MAX_LENGTH, ID_PATTERN
 from shared.fields import PathId
 from shared.http import JsonResponse
@@ -41,6 +42,8 @@ from shared.infra_errors import DEPENDENCY_ERRORS
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (401, 402, 404, 409, 413, 422, 502, 503)
 }
+
+log = logging.getLogger(__name__)
 
 api = APIRouter(responses=ERRORS)
 public = APIRouter()
@@ -64,6 +67,7 @@ async def create_payment(
     request: PaymentRequest, service: ServiceDep, store: IdempotencyDep, metrics: MetricsDep
 ) -> JsonResponse:
     """Pay an order from a wallet, once per order_id."""
+    tracing.bind(order_id=request.order_id, user_id=request.user_id)
     command = Pay(request.order_id, request.user_id, request.amount)
 
     async def pay() -> tuple[int, dict, bool]:
@@ -79,6 +83,7 @@ async def charge_wallet(
     user_id: PathId, request: ChargeRequest, charges: ChargeServiceDep, store: ChargeIdempotencyDep
 ) -> JsonResponse:
     """Top up a wallet from the user's bank account, once per charge_id (202 while unknown)."""
+    tracing.bind(charge_id=request.charge_id, user_id=user_id)
     command = ChargeWallet(request.charge_id, user_id, request.amount)
 
     async def charge() -> tuple[int, dict, bool]:
@@ -110,19 +115,24 @@ async def cancel_payment(
     payment_id: PathId, service: ServiceDep, metrics: MetricsDep
 ) -> JsonResponse:
     """Cancel a payment; its amount goes back to the wallet once."""
+    tracing.bind(payment_id=payment_id)
     cancelled = await service.cancel(CancelPayment(payment_id))
     metrics.payments.labels("cancelled").inc()
+    log.info("payment cancelled")
     return JsonResponse(payment_body(cancelled))
 
 
 async def counted(metrics: PaymentMetrics, answer: Awaitable[JsonResponse]) -> JsonResponse:
-    """Count a payment request's outcome, whether it answered or raised."""
+    """Count and log a payment request's outcome, whether it answered or raised."""
     try:
         response = await answer
     except Exception as exc:
         metrics.payment_answered(status_of(exc), replayed=False)
+        log.info("payment answered %d: %s", status_of(exc), type(exc).__name__)
         raise
-    metrics.payment_answered(response.status_code, "idempotent-replayed" in response.headers)
+    replayed = "idempotent-replayed" in response.headers
+    metrics.payment_answered(response.status_code, replayed)
+    log.info("payment answered %d%s", response.status_code, " (replayed)" if replayed else "")
     return response
 
 
