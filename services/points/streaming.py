@@ -33,6 +33,7 @@ def consumed(message: Any) -> ConsumedMessage:
 
 
 def create_faust_app(settings: PointsSettings, processor: EventProcessor) -> faust.App:
+    settings.points_data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last
     app = faust.App(
         settings.points_group_id,
         broker=broker_url(settings.kafka_bootstrap_servers),
