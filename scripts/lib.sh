@@ -18,7 +18,7 @@ load_env() {
 ensure_env() {
   local file=${ENV_FILE:-$ROOT/.env} key
   touch "$file"
-  for key in PAYMENT_API_KEYS BANK_GATEWAY_TOKEN MYSQL_PASSWORD; do
+  for key in PAYMENT_API_KEYS BANK_GATEWAY_TOKEN FAKE_BANK_ADMIN_TOKEN MYSQL_PASSWORD; do
     if ! grep -q "^$key=" "$file" && [ -z "${!key:-}" ]; then
       echo "$key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> "$file"
       log "wrote a random $key into $file"

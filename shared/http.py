@@ -1,12 +1,11 @@
-"""HTTP edge shared by the FastAPI services: the error body, auth, the body-size limit.
+"""HTTP edge shared by the FastAPI services: the error body and the body-size limit.
 
 Every error leaves as JSON `{"code": "UPPER_SNAKE", "message": "..."}` (validation errors add
 `errors`). Dependency trouble leaves as 503 DEPENDENCY_UNAVAILABLE with Retry-After.
 """
 
-import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -93,33 +92,6 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     for exc_class in DEPENDENCY_ERRORS:
         app.add_exception_handler(exc_class, on_dependency)
-
-
-def bearer_matches(authorization: str, accepted: list[bytes]) -> bool:
-    """True for `Bearer <key>` with one of `accepted`.
-
-    Every key is compared in constant time, and all of them are always compared, so the
-    time taken says nothing about which key nearly matched.
-    """
-    scheme, _, presented = authorization.partition(" ")
-    given = presented.strip().encode()
-    matched = False
-    for key in accepted:
-        matched |= hmac.compare_digest(given, key)
-    return scheme.lower() == "bearer" and bool(given) and matched
-
-
-def bearer_checker(keys: Iterable[str]) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that admits `Authorization: Bearer <key>` for any of `keys`."""
-    accepted = [key.strip().encode() for key in keys if key.strip()]
-
-    async def check(request: Request) -> None:
-        if not bearer_matches(request.headers.get("authorization", ""), accepted):
-            raise ApiError(
-                401, "UNAUTHORIZED", "missing or wrong API key", {"WWW-Authenticate": "Bearer"}
-            )
-
-    return check
 
 
 class BodyLimitMiddleware:

@@ -13,8 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 class BaseServiceSettings(BaseSettings):
     """Read from the environment first, then from the repo's `.env` (written by `make up`)."""
 
+    # Settings hold secrets: a validation error names the setting, never echoes its value.
     model_config = SettingsConfigDict(
-        env_file=REPO_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
+        env_file=REPO_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     log_level: str = "INFO"

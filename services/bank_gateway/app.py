@@ -4,7 +4,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from typing import Literal
 
 import aiohttp
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -18,18 +18,14 @@ from services.bank_gateway.bank_client import (
     BankRejected,
     BankTimedOut,
 )
+from services.bank_gateway.deps import BankDep
 from services.bank_gateway.metrics import register_breaker
 from services.bank_gateway.schemas import TransferRequest
 from services.bank_gateway.settings import GatewaySettings
+from shared.auth import KeyRing
 from shared.breaker import CallNotPermitted, CircuitBreaker
 from shared.fields import PathId
-from shared.http import (
-    JsonResponse,
-    bearer_checker,
-    bearer_matches,
-    error_response,
-    install_error_handlers,
-)
+from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.metrics import install_metrics, new_registry
 
 log = logging.getLogger(__name__)
@@ -37,13 +33,6 @@ log = logging.getLogger(__name__)
 
 class BreakerStateBody(BaseModel):
     state: Literal["CLOSED", "FORCED_OPEN", "DISABLED"]
-
-
-async def _bank(request: Request) -> BankClient:
-    return request.app.state.bank
-
-
-BankDep = Annotated[BankClient, Depends(_bank)]
 
 
 def _on_refused(_: Request, exc: Exception) -> JsonResponse:
@@ -71,16 +60,16 @@ class OpenCircuitEdge:
     fastest correct answer is 503 with Retry-After.
     """
 
-    def __init__(self, app: ASGIApp, breaker: CircuitBreaker, accepted: list[bytes]) -> None:
+    def __init__(self, app: ASGIApp, breaker: CircuitBreaker, keys: KeyRing) -> None:
         self.app = app
         self.breaker = breaker
-        self.accepted = accepted
+        self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["path"].startswith("/transfers")
-            and bearer_matches(_header(scope, b"authorization"), self.accepted)
+            and self.keys.presented(_header(scope, b"authorization")) is not None
         ):
             try:
                 self.breaker.refuse_if_open()
@@ -177,9 +166,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             status_code=200 if healthy else 503,
         )
 
-    token = settings.bank_gateway_token.get_secret_value()
-    app.include_router(router, dependencies=[Depends(bearer_checker([token]))])
-    app.add_middleware(OpenCircuitEdge, breaker=breaker, accepted=[token.encode()])
+    keys = KeyRing.of_bare_keys([settings.bank_gateway_token.get_secret_value()])
+    app.include_router(router, dependencies=[Depends(keys.require())])
+    app.add_middleware(OpenCircuitEdge, breaker=breaker, keys=keys)
     registry = new_registry()
     register_breaker(breaker, registry)
     install_metrics(app, registry)

@@ -12,6 +12,7 @@ class FakeBankSettings(BaseServiceSettings):
     fake_bank_port: int = 8002
     fake_bank_initial_balance: int = 1_000_000_000_000
     fake_bank_seed: int | None = None
+    fake_bank_admin_token: SecretStr  # PUT /faults only; `make up` writes it into .env
 
 
 class GatewaySettings(BaseServiceSettings):

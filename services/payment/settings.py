@@ -4,14 +4,14 @@ from typing import Literal
 
 from pydantic import SecretStr
 
+from shared.auth import ApiKeySettings
 from shared.settings import ServiceSettings
 
 
-class PaymentSettings(ServiceSettings):
+class PaymentSettings(ServiceSettings, ApiKeySettings):
     payment_host: str = "127.0.0.1"
     payment_port: int = 8000
     payment_mysql_database: str = "mockpay_payment"
-    payment_api_keys: SecretStr
     payment_lock_strategy: Literal["redis", "pessimistic"] = "redis"
     payment_max_body_bytes: int = 64 * 1024
 
@@ -39,6 +39,3 @@ class PaymentSettings(ServiceSettings):
 
     idempotency_ttl_seconds: int = 24 * 3600
     idempotency_running_ttl_seconds: int = 60
-
-    def api_keys(self) -> list[str]:
-        return [k for k in self.payment_api_keys.get_secret_value().split(",") if k.strip()]

@@ -7,17 +7,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from faust.contrib.asgi import faust_app_running
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from services.points.dead_letters import DeadLetters
+from services.points.deps import ProcessorDep, StoreDep
 from services.points.metrics import register_processor
 from services.points.processor import EventProcessor
 from services.points.settings import PointsSettings
 from services.points.store import PointsStore
 from services.points.streaming import create_faust_app
 from shared import db
+from shared.auth import Scope
 from shared.fields import PathId
 from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.infra_errors import DEPENDENCY_ERRORS
@@ -80,19 +82,20 @@ def create_app(settings: PointsSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app, settings.retry_after_seconds)
+    keys = settings.key_ring()
 
-    @app.get("/points/{user_id}")
-    async def points(user_id: PathId, request: Request) -> JsonResponse:
+    @app.get("/points/{user_id}", dependencies=[Depends(keys.require(Scope.READ))])
+    async def points(user_id: PathId, store: StoreDep) -> JsonResponse:
         """A user's points balance and latest entries."""
-        account = await request.app.state.store.account(user_id)
+        account = await store.account(user_id)
         if account is None:
             return error_response(404, "ACCOUNT_NOT_FOUND", f"no points for {user_id!r} yet")
         return JsonResponse(account)
 
-    @app.get("/stats")
-    async def stats(request: Request) -> JsonResponse:
-        """What the stream did since start: applied, duplicates, retries, dead letters."""
-        return JsonResponse(dict(request.app.state.processor.counts))
+    @app.get("/stats", dependencies=[Depends(keys.require(Scope.ADMIN))])
+    async def stats(processor: ProcessorDep) -> JsonResponse:
+        """Operators: what the stream did since start (applied, duplicates, dead letters)."""
+        return JsonResponse(dict(processor.counts))
 
     @app.get("/health")
     async def health(request: Request) -> JsonResponse:

@@ -3,10 +3,11 @@
 from decimal import Decimal
 from pathlib import Path
 
+from shared.auth import ApiKeySettings
 from shared.settings import REPO_ROOT, ServiceSettings
 
 
-class PointsSettings(ServiceSettings):
+class PointsSettings(ServiceSettings, ApiKeySettings):
     points_host: str = "127.0.0.1"
     points_port: int = 8003
     points_mysql_database: str = "mockpay_points"

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.bank_gateway.settings import GatewaySettings
+from services.bank_gateway.settings import FakeBankSettings, GatewaySettings
 from services.payment.settings import PaymentSettings
 from services.points.dlt import read_all
 from shared.tracing import TraceParent
@@ -68,7 +68,7 @@ def test_a_user_tops_up_pays_and_earns_points(system):
     assert client.get(f"/wallets/{user}").json()["balance"] == 30_000
 
     def points_earned() -> bool:
-        answer = httpx.get(f"{system['points']}/points/{user}", timeout=5)
+        answer = client.get(f"{system['points']}/points/{user}", timeout=5)
         return answer.status_code == 200 and answer.json()["balance"] == 200
 
     eventually_blocking(
@@ -226,7 +226,10 @@ def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_
 
         token = GatewaySettings().bank_gateway_token.get_secret_value()
         auth = {"Authorization": f"Bearer {token}"}
-        httpx.put(f"{system['bank']}/faults", json={"error_rate": 1.0})
+        admin_token = FakeBankSettings().fake_bank_admin_token.get_secret_value()
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        faulty = httpx.put(f"{system['bank']}/faults", json={"error_rate": 1.0}, headers=admin)
+        assert faulty.status_code == 200
         try:
             for i in range(5):
                 transfer = {
@@ -248,7 +251,7 @@ def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_
 
             eventually_blocking(alert_pending, timeout=15, interval=0.5, message="no alert")
         finally:
-            httpx.put(f"{system['bank']}/faults", json={"error_rate": 0.0})
+            httpx.put(f"{system['bank']}/faults", json={"error_rate": 0.0}, headers=admin)
             httpx.put(
                 f"{system['gateway']}/circuit-breaker", json={"state": "CLOSED"}, headers=auth
             )

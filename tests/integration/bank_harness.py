@@ -36,13 +36,15 @@ class BankSide:
 @contextlib.asynccontextmanager
 async def running_bank(**gateway_overrides: Any) -> AsyncIterator[tuple[BankSide, str]]:
     """Yields the bank side and the gateway's URL."""
-    async with serving(create_fake_bank(FakeBankSettings(fake_bank_seed=7))) as bank_url:
+    bank_settings = FakeBankSettings(fake_bank_seed=7)
+    admin = {"Authorization": f"Bearer {bank_settings.fake_bank_admin_token.get_secret_value()}"}
+    async with serving(create_fake_bank(bank_settings)) as bank_url:
         gateway_settings = GatewaySettings(bank_url=bank_url, **gateway_overrides)
         token = gateway_settings.bank_gateway_token.get_secret_value()
         async with serving(create_gateway(gateway_settings)) as gateway_url:
             headers = {"Authorization": f"Bearer {token}"}
             async with (
-                httpx.AsyncClient(base_url=bank_url) as bank,
+                httpx.AsyncClient(base_url=bank_url, headers=admin) as bank,
                 httpx.AsyncClient(base_url=gateway_url, headers=headers) as gateway,
             ):
                 yield BankSide(bank, gateway), gateway_url

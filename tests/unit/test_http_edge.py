@@ -5,7 +5,8 @@ import pytest
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
-from shared.http import BodyLimitMiddleware, bearer_checker, install_error_handlers
+from shared.auth import KeyRing
+from shared.http import BodyLimitMiddleware, install_error_handlers
 
 
 class Body(BaseModel):
@@ -18,7 +19,7 @@ def client() -> httpx.AsyncClient:
     install_error_handlers(app, retry_after_seconds=2)
     app.add_middleware(BodyLimitMiddleware, max_bytes=100)
 
-    @app.post("/echo", dependencies=[Depends(bearer_checker(["k1", "k2"]))])
+    @app.post("/echo", dependencies=[Depends(KeyRing.of_bare_keys(["k1", "k2"]).require())])
     async def echo(body: Body) -> dict:
         return {"n": body.n}
 

@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from services.bank_gateway.metrics import register_breaker
 from services.payment.metrics import PaymentMetrics
 from services.payment.service_layer.locking import NotHeld
+from shared.auth import KeyRing
 from shared.breaker import BreakerConfig, CallNotPermitted, CircuitBreaker
-from shared.http import BodyLimitMiddleware, bearer_checker, install_error_handlers
+from shared.http import BodyLimitMiddleware, install_error_handlers
 from shared.lock import LockLostError, LockTimeout
 from shared.metrics import install_metrics
 from tests.scrape import named, parse, value
@@ -37,7 +38,7 @@ def client(registry: CollectorRegistry) -> httpx.AsyncClient:
     async def post_item(item_id: str) -> dict:
         return {"id": item_id}
 
-    app.include_router(router, dependencies=[Depends(bearer_checker(["k"]))])
+    app.include_router(router, dependencies=[Depends(KeyRing.of_bare_keys(["k"]).require())])
 
     @app.get("/boom")
     async def boom() -> dict:

@@ -9,12 +9,13 @@ import logging
 import random
 from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.bank_gateway.fake_bank.bank import Bank, InjectedError, TransferConflict
 from services.bank_gateway.schemas import TransferRequest
 from services.bank_gateway.settings import FakeBankSettings
+from shared.auth import KeyRing
 from shared.fields import PathId
 from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.metrics import install_metrics, new_registry
@@ -79,9 +80,11 @@ def create_app(settings: FakeBankSettings) -> FastAPI:
         """An account's balance and what succeeded transfers moved."""
         return JsonResponse(bank.account(account))
 
-    @app.put("/faults")
+    admin = KeyRing.of_bare_keys([settings.fake_bank_admin_token.get_secret_value()])
+
+    @app.put("/faults", dependencies=[Depends(admin.require())])
     async def put_faults(body: FaultsBody) -> JsonResponse:
-        """Inject faults: error rate, latency (+ jitter), full outage, decline rate."""
+        """Operators: inject faults (error rate, latency + jitter, outage, decline rate)."""
         for name, value in body.model_dump().items():
             setattr(bank.faults, name, value)
         log.warning("faults set: %s", body.model_dump())

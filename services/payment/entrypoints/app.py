@@ -8,10 +8,11 @@ from fastapi import Depends, FastAPI
 
 from services.payment.bootstrap import bootstrap
 from services.payment.entrypoints import errors
-from services.payment.entrypoints.routes import api, public
+from services.payment.entrypoints.routes import payments, public, reads, refunds
 from services.payment.metrics import PaymentMetrics
 from services.payment.settings import PaymentSettings
-from shared.http import BodyLimitMiddleware, bearer_checker, install_error_handlers
+from shared.auth import Scope
+from shared.http import BodyLimitMiddleware, install_error_handlers
 from shared.kafka_lag import ConsumerLagGauges, LagTarget
 from shared.metrics import Refresher, install_metrics, new_registry
 from shared.tracing import TraceMiddleware
@@ -51,7 +52,9 @@ def create_app(settings: PaymentSettings) -> FastAPI:
     errors.install(app, settings.retry_after_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.payment_max_body_bytes)
     app.include_router(public)
-    app.include_router(api, dependencies=[Depends(bearer_checker(settings.api_keys()))])
+    keys = settings.key_ring()
+    for router, scope in ((reads, Scope.READ), (payments, Scope.PAY), (refunds, Scope.REFUND)):
+        app.include_router(router, dependencies=[Depends(keys.require(scope))])
     app.state.metrics = metrics
     app.add_middleware(TraceMiddleware)
     install_metrics(app, registry)

@@ -1,4 +1,8 @@
-"""HTTP routes: parse, build a command, call the service, shape the answer."""
+"""HTTP routes: parse, build a command, call the service, shape the answer.
+
+One router per API key scope (app.py puts the key check on each): `reads` (read),
+`payments` (pay), `refunds` (refund); `public` needs no key.
+"""
 
 import asyncio
 import logging
@@ -40,29 +44,31 @@ from shared.idempotency import fingerprint
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 402, 404, 409, 413, 422, 502, 503)
+    status: {"model": ErrorBody} for status in (401, 402, 403, 404, 409, 413, 422, 502, 503)
 }
 
 log = logging.getLogger(__name__)
 
-api = APIRouter(responses=ERRORS)
+reads = APIRouter(responses=ERRORS)
+payments = APIRouter(responses=ERRORS)
+refunds = APIRouter(responses=ERRORS)
 public = APIRouter()
 
 
-@api.post("/wallets", status_code=201, response_model=WalletBody)
+@payments.post("/wallets", status_code=201, response_model=WalletBody)
 async def create_wallet(request: WalletRequest, service: ServiceDep) -> JsonResponse:
     """Create an empty wallet (201); the same again answers 200."""
     wallet, created = await service.create_wallet(request.user_id)
     return JsonResponse(wallet_body(wallet), status_code=201 if created else 200)
 
 
-@api.get("/wallets/{user_id}", response_model=WalletBody)
+@reads.get("/wallets/{user_id}", response_model=WalletBody)
 async def get_wallet(user_id: PathId, service: ServiceDep) -> JsonResponse:
     """A wallet and its balance."""
     return JsonResponse(wallet_body(await service.get_wallet(user_id)))
 
 
-@api.post("/payments", status_code=201, response_model=PaymentBody)
+@payments.post("/payments", status_code=201, response_model=PaymentBody)
 async def create_payment(
     request: PaymentRequest, service: ServiceDep, store: IdempotencyDep, metrics: MetricsDep
 ) -> JsonResponse:
@@ -78,7 +84,7 @@ async def create_payment(
     return await counted(metrics, run_once(store, request.order_id, body_fingerprint, pay))
 
 
-@api.post("/wallets/{user_id}/charges", status_code=201, response_model=ChargeBody)
+@payments.post("/wallets/{user_id}/charges", status_code=201, response_model=ChargeBody)
 async def charge_wallet(
     user_id: PathId, request: ChargeRequest, charges: ChargeServiceDep, store: ChargeIdempotencyDep
 ) -> JsonResponse:
@@ -95,7 +101,7 @@ async def charge_wallet(
     return await run_once(store, request.charge_id, body_fingerprint, charge)
 
 
-@api.get("/payments", response_model=PaymentBody)
+@reads.get("/payments", response_model=PaymentBody)
 async def find_payment(
     order_id: Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)],
     service: ServiceDep,
@@ -104,13 +110,13 @@ async def find_payment(
     return JsonResponse(payment_body(await service.find_payment(order_id)))
 
 
-@api.get("/payments/{payment_id}", response_model=PaymentBody)
+@reads.get("/payments/{payment_id}", response_model=PaymentBody)
 async def get_payment(payment_id: PathId, service: ServiceDep) -> JsonResponse:
     """A payment by its id."""
     return JsonResponse(payment_body(await service.get_payment(payment_id)))
 
 
-@api.post("/payments/{payment_id}/cancel", response_model=PaymentBody)
+@refunds.post("/payments/{payment_id}/cancel", response_model=PaymentBody)
 async def cancel_payment(
     payment_id: PathId, service: ServiceDep, metrics: MetricsDep
 ) -> JsonResponse:
