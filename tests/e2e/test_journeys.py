@@ -12,10 +12,9 @@ import pytest
 
 from services.bank_gateway.settings import FakeBankSettings, GatewaySettings
 from services.payment.settings import PaymentSettings
-from testkit.processes import ports, service_process
 from testkit.waiting import eventually_blocking
+from tests.e2e.four_services import four_services
 from tests.integration.audit_harness import admin, drop_database, recreate
-from tests.integration.events_harness import Topics, points_process
 
 pytestmark = pytest.mark.e2e
 
@@ -68,34 +67,21 @@ class System:
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[System]:
-    free = ports("bank", "gateway", "payment")
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in free.items()}
-    topics = Topics.unique()
     asyncio.run(fresh_database(PAYMENT_DB))
-    env = {
-        **topics.env(),
-        "PAYMENT_MYSQL_DATABASE": PAYMENT_DB,
-        "FAKE_BANK_PORT": str(free["bank"]),
-        "BANK_GATEWAY_PORT": str(free["gateway"]),
-        "BANK_URL": urls["bank"],
-        "PAYMENT_PORT": str(free["payment"]),
-        "BANK_GATEWAY_URL": urls["gateway"],
-        "BREAKER_WAIT_IN_OPEN_SECONDS": str(WAIT_IN_OPEN_SECONDS),
-    }
     key = PaymentSettings().api_keys()[0]
     gateway_token = GatewaySettings().bank_gateway_token.get_secret_value()
     admin_token = FakeBankSettings().fake_bank_admin_token.get_secret_value()
     with (
-        service_process("services.bank_gateway.fake_bank", env, f"{urls['bank']}/health"),
-        service_process("services.bank_gateway", env, f"{urls['gateway']}/health"),
-        service_process("services.payment", env, f"{urls['payment']}/health"),
-        points_process(topics) as points_url,
+        four_services(
+            PAYMENT_MYSQL_DATABASE=PAYMENT_DB,
+            BREAKER_WAIT_IN_OPEN_SECONDS=str(WAIT_IN_OPEN_SECONDS),
+        ) as urls,
         httpx.Client(base_url=urls["payment"], headers=bearer(key), timeout=30) as payment,
-        httpx.Client(base_url=points_url, headers=bearer(key), timeout=10) as points,
+        httpx.Client(base_url=urls["points"], headers=bearer(key), timeout=10) as points,
         httpx.Client(base_url=urls["bank"], headers=bearer(admin_token), timeout=10) as bank,
         httpx.Client(base_url=urls["gateway"], headers=bearer(gateway_token)) as gateway,
     ):
-        yield System({**urls, "points": points_url}, payment, points, bank, gateway)
+        yield System(urls, payment, points, bank, gateway)
     asyncio.run(fresh_database(PAYMENT_DB, keep=False))
 
 

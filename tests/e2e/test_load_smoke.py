@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from testkit.processes import REPO, ports, service_process
+from testkit.processes import REPO
+from tests.e2e.four_services import four_services
 from tests.integration.audit_harness import admin, database_names, drop_database, recreate
-from tests.integration.events_harness import Topics, points_process
 
 pytestmark = pytest.mark.e2e
 
@@ -33,27 +33,12 @@ async def databases():
 @pytest.fixture(scope="module")
 def shop_system(databases):
     payment_db, points_db = databases
-    free = ports("bank", "gateway", "payment")
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in free.items()}
-    topics = Topics.unique()
-    env = {
-        **topics.env(),
-        "PAYMENT_MYSQL_DATABASE": payment_db,
-        "FAKE_BANK_PORT": str(free["bank"]),
-        "BANK_GATEWAY_PORT": str(free["gateway"]),
-        "BANK_URL": urls["bank"],
-        "PAYMENT_PORT": str(free["payment"]),
-        "BANK_GATEWAY_URL": urls["gateway"],
-    }
-    with (
-        service_process("services.bank_gateway.fake_bank", env, f"{urls['bank']}/health"),
-        service_process("services.bank_gateway", env, f"{urls['gateway']}/health"),
-        service_process("services.payment", env, f"{urls['payment']}/health"),
-        points_process(topics, POINTS_MYSQL_DATABASE=points_db) as points_url,
-    ):
+    with four_services(
+        {"POINTS_MYSQL_DATABASE": points_db}, PAYMENT_MYSQL_DATABASE=payment_db
+    ) as urls:
         yield {
             "LOAD_HOST": urls["payment"],
-            "LOAD_POINTS_HOST": points_url,
+            "LOAD_POINTS_HOST": urls["points"],
             "PAYMENT_MYSQL_DATABASE": payment_db,
             "POINTS_MYSQL_DATABASE": points_db,
         }

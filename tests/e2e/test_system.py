@@ -12,9 +12,10 @@ from services.bank_gateway.settings import FakeBankSettings, GatewaySettings
 from services.payment.settings import PaymentSettings
 from services.points.dlt import read_all
 from shared.tracing import TraceParent
-from testkit.processes import LOGS, ports, service_process
+from testkit.processes import LOGS
 from testkit.waiting import eventually, eventually_blocking
-from tests.integration.events_harness import Topics, points_process
+from tests.e2e.four_services import four_services
+from tests.integration.events_harness import Topics
 from tests.monitoring import ALERTS, prometheus, query
 from tests.scrape import Sample, named, parse, value
 
@@ -26,24 +27,8 @@ TOPICS = Topics.unique()
 
 @pytest.fixture(scope="module")
 def system():
-    free = ports("bank", "gateway", "payment")
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in free.items()}
-    topics = TOPICS
-    env = {
-        **topics.env(),
-        "FAKE_BANK_PORT": str(free["bank"]),
-        "BANK_GATEWAY_PORT": str(free["gateway"]),
-        "BANK_URL": urls["bank"],
-        "PAYMENT_PORT": str(free["payment"]),
-        "BANK_GATEWAY_URL": urls["gateway"],
-    }
-    with (
-        service_process("services.bank_gateway.fake_bank", env, f"{urls['bank']}/health"),
-        service_process("services.bank_gateway", env, f"{urls['gateway']}/health"),
-        service_process("services.payment", env, f"{urls['payment']}/health"),
-        points_process(topics) as points_url,
-    ):
-        yield {**urls, "points": points_url}
+    with four_services(topics=TOPICS) as urls:
+        yield urls
 
 
 def test_every_service_answers_health(system):
