@@ -25,7 +25,7 @@ from services.payment.metrics import PaymentMetrics
 from services.payment.relay import OutboxRelay, RelayConfig
 from services.payment.service_layer.base import UnitOfWorkFactory
 from services.payment.service_layer.charges import ChargeService
-from services.payment.service_layer.handlers import PaymentService
+from services.payment.service_layer.handlers import Batching, PaymentService
 from services.payment.service_layer.locking import DatabaseRowLocking, Locking, RedisLocking
 from services.payment.service_layer.reconciler import Reconciler
 from services.payment.settings import PaymentSettings
@@ -136,16 +136,23 @@ async def bootstrap(
             give_up_after=settings.charge_reconcile_give_up_seconds,
             batch=settings.charge_reconcile_batch,
         )
+        service = PaymentService(
+            store.locking,
+            store.unit_of_work,
+            events_topic=settings.events_topic,
+            events_committed=relay.wake,
+            batching=Batching(
+                settings.payment_batch_max,
+                settings.payment_batch_linger_ms / 1000,
+                metrics.batch_size.observe if metrics is not None else None,
+            ),
+        )
+        stack.push_async_callback(service.close)
         parts = Components(
             settings=settings,
             pool=store.pool,
             redis=store.redis,
-            service=PaymentService(
-                store.locking,
-                store.unit_of_work,
-                events_topic=settings.events_topic,
-                events_committed=relay.wake,
-            ),
+            service=service,
             idempotency=idempotency_store(settings, store.redis, "payments"),
             charges=charges,
             charge_idempotency=idempotency_store(settings, store.redis, "charges"),

@@ -38,6 +38,7 @@ OUTCOME_BY_STATUS = {
     422: "key_reused",
     503: "unavailable",
 }
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 LOCK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -72,6 +73,12 @@ class PaymentMetrics:
         self.lock_fallbacks = Counter(
             "mockpay_lock_fallbacks",
             "Locks served by the database because Redis could not",
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "mockpay_payment_batch_size",
+            "Money movements of one wallet applied in one transaction",
+            buckets=BATCH_BUCKETS,
             registry=registry,
         )
         self.outbox_unpublished = Gauge(

@@ -20,6 +20,11 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     lock_watchdog_seconds: float = 30.0
     lock_local_queue: bool = True
 
+    # Group commit per wallet: up to this many queued payments, refunds and credits of one
+    # wallet in one lock hold and one transaction (1: each takes the lock by itself).
+    payment_batch_max: int = 200
+    payment_batch_linger_ms: float = 0.0  # how long a small batch waits for company
+
     bank_gateway_url: str = "http://127.0.0.1:8001"
     bank_gateway_token: SecretStr
     bank_gateway_timeout_seconds: float = 5.0  # above the gateway's own bank read timeout

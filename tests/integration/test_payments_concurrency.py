@@ -11,9 +11,17 @@ from tests.integration.payment_harness import running_payment_app
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("strategy", ["redis", "pessimistic"])
-async def test_150_concurrent_payments_on_one_wallet_lose_no_update(strategy):
-    async with running_payment_app(payment_lock_strategy=strategy, lock_wait_seconds=60) as app:
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"payment_lock_strategy": "redis"},
+        {"payment_lock_strategy": "pessimistic"},
+        {"payment_lock_strategy": "redis", "lock_local_queue": False},  # Redisson's behaviour
+        {"payment_lock_strategy": "redis", "payment_batch_max": 1},  # no batches
+    ],
+)
+async def test_150_concurrent_payments_on_one_wallet_lose_no_update(overrides):
+    async with running_payment_app(**overrides, lock_wait_seconds=60) as app:
         user = await app.new_wallet(balance=1_000_000)
         answers = await asyncio.gather(*(app.pay(user, 1_000) for _ in range(150)))
         assert Counter(a.status_code for a in answers) == {201: 150}

@@ -40,6 +40,10 @@ class OutboxRepository(abc.ABC):
     @abc.abstractmethod
     async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None: ...
 
+    async def add_many(self, topic: str, events: list[PaymentEvent], now: datetime) -> None:
+        for event in events:
+            await self.add(topic, event, now)
+
 
 class MySqlOutbox(OutboxRepository):
     def __init__(self, cur: Cursor) -> None:
@@ -47,6 +51,9 @@ class MySqlOutbox(OutboxRepository):
 
     async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None:
         await self.cur.execute(INSERT, insert_values(topic, event, now))
+
+    async def add_many(self, topic: str, events: list[PaymentEvent], now: datetime) -> None:
+        await self.cur.executemany(INSERT, [insert_values(topic, e, now) for e in events])
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,21 @@ class PaymentRepository(abc.ABC):
     @abc.abstractmethod
     async def by_order_id(self, order_id: str) -> Payment | None: ...
 
+    async def by_order_ids(self, order_ids: list[str]) -> dict[str, Payment]:
+        """The payments of these order_ids that exist, by order_id."""
+        found = {order_id: await self.by_order_id(order_id) for order_id in set(order_ids)}
+        return {order_id: p for order_id, p in found.items() if p is not None}
+
+    async def by_ids(self, payment_ids: list[str]) -> dict[str, Payment]:
+        found = {payment_id: await self.get(payment_id) for payment_id in set(payment_ids)}
+        return {payment_id: p for payment_id, p in found.items() if p is not None}
+
     @abc.abstractmethod
     async def add(self, payment: Payment) -> None: ...
+
+    async def add_many(self, payments: list[Payment]) -> None:
+        for payment in payments:
+            await self.add(payment)
 
     @abc.abstractmethod
     async def mark_cancelled(self, payment: Payment) -> None: ...
@@ -52,6 +65,10 @@ class PaymentRepository(abc.ABC):
 class LedgerRepository(abc.ABC):
     @abc.abstractmethod
     async def add(self, entry: LedgerEntry, now: datetime) -> None: ...
+
+    async def add_many(self, entries: list[LedgerEntry], now: datetime) -> None:
+        for entry in entries:
+            await self.add(entry, now)
 
     @abc.abstractmethod
     async def by_reference(self, kind: LedgerKind, reference: str) -> LedgerEntry | None:
@@ -124,6 +141,24 @@ def _payment(row: tuple | None) -> Payment | None:
     return Payment(row[0], row[1], row[2], row[3], PaymentStatus(row[4]), row[5], row[6], row[7])
 
 
+_INSERT_PAYMENT = (
+    f"INSERT INTO payments ({_PAYMENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _payment_values(p: Payment) -> tuple[object, ...]:
+    return (
+        p.payment_id,
+        p.order_id,
+        p.user_id,
+        p.amount,
+        p.status.value,
+        p.balance_after,
+        p.created_at,
+        p.cancelled_at,
+    )
+
+
 class MySqlPayments(PaymentRepository):
     def __init__(self, cur: Cursor) -> None:
         self.cur = cur
@@ -140,20 +175,29 @@ class MySqlPayments(PaymentRepository):
         )
         return _payment(await self.cur.fetchone())
 
-    async def add(self, payment: Payment) -> None:
+    async def by_order_ids(self, order_ids: list[str]) -> dict[str, Payment]:
+        rows = await self._select_in("order_id", order_ids)
+        return {p.order_id: p for p in rows}
+
+    async def by_ids(self, payment_ids: list[str]) -> dict[str, Payment]:
+        rows = await self._select_in("payment_id", payment_ids)
+        return {p.payment_id: p for p in rows}
+
+    async def _select_in(self, column: str, values: list[str]) -> list[Payment]:
+        if not values:
+            return []
+        marks = ", ".join(["%s"] * len(values))
         await self.cur.execute(
-            f"INSERT INTO payments ({_PAYMENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                payment.payment_id,
-                payment.order_id,
-                payment.user_id,
-                payment.amount,
-                payment.status.value,
-                payment.balance_after,
-                payment.created_at,
-                payment.cancelled_at,
-            ),
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE {column} IN ({marks})", values
         )
+        return [p for p in map(_payment, await self.cur.fetchall()) if p is not None]
+
+    async def add(self, payment: Payment) -> None:
+        await self.cur.execute(_INSERT_PAYMENT, _payment_values(payment))
+
+    async def add_many(self, payments: list[Payment]) -> None:
+        # executemany turns INSERT ... VALUES into one multi-row statement.
+        await self.cur.executemany(_INSERT_PAYMENT, [_payment_values(p) for p in payments])
 
     async def mark_cancelled(self, payment: Payment) -> None:
         await self.cur.execute(
@@ -170,6 +214,16 @@ class MySqlPayments(PaymentRepository):
             raise ConcurrentUpdate(payment.user_id)
 
 
+_INSERT_ENTRY = (
+    "INSERT INTO ledger_entries (user_id, delta, kind, reference, balance_after, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+def _entry_values(e: LedgerEntry, now: datetime) -> tuple[object, ...]:
+    return (e.user_id, e.delta, e.kind.value, e.reference, e.balance_after, now)
+
+
 class MySqlLedger(LedgerRepository):
     def __init__(self, cur: Cursor) -> None:
         self.cur = cur
@@ -184,19 +238,10 @@ class MySqlLedger(LedgerRepository):
         return LedgerEntry(row[0], row[1], LedgerKind(row[2]), row[3], row[4]) if row else None
 
     async def add(self, entry: LedgerEntry, now: datetime) -> None:
-        await self.cur.execute(
-            "INSERT INTO ledger_entries"
-            " (user_id, delta, kind, reference, balance_after, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (
-                entry.user_id,
-                entry.delta,
-                entry.kind.value,
-                entry.reference,
-                entry.balance_after,
-                now,
-            ),
-        )
+        await self.cur.execute(_INSERT_ENTRY, _entry_values(entry, now))
+
+    async def add_many(self, entries: list[LedgerEntry], now: datetime) -> None:
+        await self.cur.executemany(_INSERT_ENTRY, [_entry_values(e, now) for e in entries])
 
 
 _CHARGE_COLUMNS = "charge_id, user_id, amount, status, created_at, failure_reason, balance_after"

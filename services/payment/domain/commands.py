@@ -27,3 +27,11 @@ class ChargeWallet:
     charge_id: str
     user_id: str
     amount: int
+
+
+@dataclass(frozen=True)
+class RefundPayment:
+    """Give a payment's amount back to its wallet, once (CancelPayment, under the lock)."""
+
+    user_id: str
+    payment_id: str

@@ -1,0 +1,99 @@
+"""Group commit per wallet: jobs for one key queue in arrival order, and one drainer task per
+key runs them in batches, each batch under one lock hold and in one transaction.
+
+While a batch is in flight the next one gathers by itself, so a hot wallet pays one lock
+hand-over, one transaction and one fsync per batch instead of per payment. A key that nobody
+else is using gets a batch of one, at the cost of one task switch.
+
+    batcher = Batcher(run_batch, max_size=200, linger=0.0)
+    result = await batcher.submit("wallet:u1", job)   # the job's result, or its exception
+
+`run_batch(key, jobs)` returns one outcome per job, in order: a result or an exception
+(an exception is that job's answer only). If `run_batch` itself raises, every job of the
+batch gets that exception. A caller that is cancelled leaves its job in the queue: once
+queued, a job runs (like a statement already sent to a database); its answer is dropped.
+"""
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+@dataclass
+class _Queued(Generic[J, R]):
+    job: J
+    answer: "asyncio.Future[R]"
+
+
+class Batcher(Generic[J, R]):
+    def __init__(
+        self,
+        run_batch: Callable[[str, list[J]], Awaitable[list[R | Exception]]],
+        *,
+        max_size: int,
+        linger: float = 0.0,
+        observe: Callable[[int], None] | None = None,
+    ) -> None:
+        self.run_batch = run_batch
+        self.max_size = max(1, max_size)
+        self.linger = linger  # seconds a batch smaller than max_size waits for company
+        self.observe = observe  # told each batch's size (metrics, tests)
+        self._queues: dict[str, deque[_Queued[J, R]]] = {}
+        self._drainers: dict[str, asyncio.Task[None]] = {}
+
+    def queued(self, key: str) -> int:
+        """Jobs waiting for `key`, the batch in flight not counted."""
+        return len(self._queues.get(key, ()))
+
+    async def submit(self, key: str, job: J) -> R:
+        answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, deque()).append(_Queued(job, answer))
+        if key not in self._drainers:
+            self._drainers[key] = asyncio.create_task(self._drain(key), name=f"batch:{key}")
+        return await asyncio.shield(answer)
+
+    async def _drain(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                if self.linger and len(queue) < self.max_size:
+                    await asyncio.sleep(self.linger)  # a bounded wait for more jobs to join
+                batch = [queue.popleft() for _ in range(min(self.max_size, len(queue)))]
+                if self.observe is not None:
+                    self.observe(len(batch))
+                await self._run(key, batch)
+        finally:
+            del self._drainers[key]
+            for left in queue:  # only when the drainer itself was cancelled (shutdown)
+                left.answer.cancel()
+            del self._queues[key]
+
+    async def _run(self, key: str, batch: list[_Queued[J, R]]) -> None:
+        try:
+            outcomes = await self.run_batch(key, [queued.job for queued in batch])
+        except asyncio.CancelledError:
+            for queued in batch:
+                queued.answer.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - the batch's failure is every member's answer
+            outcomes = [exc] * len(batch)
+        for queued, outcome in zip(batch, outcomes, strict=True):
+            if queued.answer.done():
+                continue
+            if isinstance(outcome, Exception):
+                queued.answer.set_exception(outcome)
+                queued.answer.exception()  # retrieved: a caller that went away is no error
+            else:
+                queued.answer.set_result(outcome)
+
+    async def close(self) -> None:
+        """Let the batches already queued finish."""
+        while self._drainers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*self._drainers.values())
