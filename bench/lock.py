@@ -3,7 +3,9 @@
 Every strategy debits one wallet from N concurrent payers. The locks guard a read-modify-write
 (SELECT the balance, UPDATE it to the new value, COMMIT); SELECT ... FOR UPDATE does the same
 with a row lock; the conditional UPDATE needs no read; the no-lock read-modify-write shows
-the lost updates the seed started from. Each is compared with the database's own ceiling:
+the lost updates the seed started from. The batched rows are the payment service's default:
+queued debits of one wallet applied in one transaction per lock hold (service_layer/
+batching.py), one read, one write and one commit per batch. Each is compared with the database's own ceiling:
 a serial loop of one conditional UPDATE + COMMIT. Redis commands are
 counted from INFO commandstats deltas: script calls (EVALSHA/EVAL, each once), SET (the
 polling lock's acquire), SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
@@ -20,6 +22,8 @@ import aiomysql
 from redis.asyncio import Redis
 
 from bench.report import percentile, print_table, write_json
+from services.payment.service_layer.batching import Batcher
+from services.payment.settings import PaymentSettings
 from shared import db
 from shared.lock import LockService
 from shared.redis_client import create_redis
@@ -28,6 +32,7 @@ from shared.settings import ServiceSettings
 COUNTED_COMMANDS = ("evalsha", "eval", "set", "subscribe", "unsubscribe", "publish")
 START_BALANCE = 10**15
 AMOUNT = 1
+BATCH_MAX = PaymentSettings.model_fields["payment_batch_max"].default
 SCHEMA = "CREATE TABLE IF NOT EXISTS bench_wallets (id INT PRIMARY KEY, balance BIGINT NOT NULL)"
 
 Debit = Callable[[aiomysql.Connection], Awaitable[None]]
@@ -40,6 +45,15 @@ async def read_modify_write(conn: aiomysql.Connection, for_update: bool = False)
         )
         (balance,) = await cur.fetchone()
         await cur.execute("UPDATE bench_wallets SET balance = %s WHERE id = 1", (balance - AMOUNT,))
+    await conn.commit()
+
+
+async def debit_many(conn: aiomysql.Connection, total: int) -> None:
+    """A batch: one read, one write and one commit for all its debits."""
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT balance FROM bench_wallets WHERE id = 1")
+        (balance,) = await cur.fetchone()
+        await cur.execute("UPDATE bench_wallets SET balance = %s WHERE id = 1", (balance - total,))
     await conn.commit()
 
 
@@ -80,6 +94,33 @@ def strategies(pool: aiomysql.Pool, redis: Redis) -> list[Callable[[], Strategy]
 
         return make
 
+    def batched_lock(name: str, replicas: int) -> Callable[[], Strategy]:
+        """The payment service's default: queued debits applied in batches, one commit each."""
+
+        def make() -> Strategy:
+            services = [LockService(redis) for _ in range(replicas)]
+
+            def batcher(service: LockService) -> Batcher[int, None]:
+                async def run(key: str, amounts: list[int]) -> list[None | Exception]:
+                    async with service.hold(key, wait_time=600), pool.acquire() as conn:
+                        await debit_many(conn, sum(amounts))
+                    return [None] * len(amounts)
+
+                return Batcher(run, max_size=BATCH_MAX)
+
+            batchers = [batcher(service) for service in services]
+
+            async def pay(payer: int) -> None:
+                await batchers[payer % replicas].submit("bench:wallet:1", AMOUNT)
+
+            async def close() -> None:
+                for service in services:
+                    await service.close()
+
+            return Strategy(name, pay, close)
+
+        return make
+
     def polling_lock() -> Strategy:
         async def pay(payer: int) -> None:
             async with redis.lock("bench:polling:wallet:1", timeout=30, blocking_timeout=600):
@@ -100,6 +141,8 @@ def strategies(pool: aiomysql.Pool, redis: Redis) -> list[Callable[[], Strategy]
         pubsub_lock("pub/sub lock (Redisson behaviour)", 1, local_queue=False),
         pubsub_lock("pub/sub lock + local queue (default)", 1, local_queue=True),
         pubsub_lock("pub/sub lock + local queue, 4 replicas", 4, local_queue=True),
+        batched_lock("lock + batched debits (service default)", 1),
+        batched_lock("lock + batched debits, 4 replicas", 4),
         polling_lock,
         simple("SELECT ... FOR UPDATE", for_update),
         simple("conditional UPDATE, no lock", conditional_update),
