@@ -5,8 +5,8 @@ Every strategy debits one wallet from N concurrent payers. The locks guard a rea
 with a row lock; the conditional UPDATE needs no read; the no-lock read-modify-write shows
 the lost updates the seed started from. The batched rows are the payment service's default:
 queued debits of one wallet applied in one transaction per lock hold (service_layer/
-batching.py), one read, one write and one commit per batch. Each is compared with the database's own ceiling:
-a serial loop of one conditional UPDATE + COMMIT. Redis commands are
+batching.py), one read, one write and one commit per batch. Each is compared with the
+database's own ceiling: a serial loop of one conditional UPDATE + COMMIT. Redis commands are
 counted from INFO commandstats deltas: script calls (EVALSHA/EVAL, each once), SET (the
 polling lock's acquire), SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
 """
