@@ -225,7 +225,7 @@ async def scenario(
         "p99 ms": round(percentile(load.latencies, 99) * 1000, 1),
         "balance exact": "yes" if exact else f"NO: {problems}",
     }
-    per_payment = {"test": name}
+    per_payment: dict[str, Any] = {"test": name}
     for process, share in shares.items():
         if process == "machine busy %":
             per_payment[process] = share
