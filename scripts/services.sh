@@ -111,6 +111,8 @@ up() {
     wait_for "$name" "$SERVICE_WAIT_SECONDS" healthy "$url" \
       || die "$name did not answer $url; see $LOGS/$name.log"
   done <<< "$SERVICES"
+  local key=${PAYMENT_API_KEYS%%,*}
+  key=${key%%:*}  # an entry may be key:scope+scope
   cat <<MSG
 
 Mock-Pay is up (kept alive by supervisord: make status).
@@ -119,8 +121,8 @@ Mock-Pay is up (kept alive by supervisord: make status).
   fake bank         http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}
   points service    http://${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003}
   MariaDB 127.0.0.1:${MYSQL_PORT:-3306}   Redis 127.0.0.1:${REDIS_PORT:-6379}   Kafka 127.0.0.1:${KAFKA_PORT:-9092}
-  API key           ${PAYMENT_API_KEYS%%,*}
-  try: curl -H "Authorization: Bearer ${PAYMENT_API_KEYS%%,*}" http://127.0.0.1:${PAYMENT_PORT:-8000}/wallets -d '{"user_id":"alice"}' -H 'content-type: application/json'
+  API key           $key
+  try: curl -H "Authorization: Bearer $key" http://127.0.0.1:${PAYMENT_PORT:-8000}/wallets -d '{"user_id":"alice"}' -H 'content-type: application/json'
   logs: make logs      status: make status      stop: make down
 MSG
 }

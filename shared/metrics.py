@@ -7,7 +7,6 @@ and every replica or worker exposes only what it saw.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from prometheus_client import (
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.background import BackgroundLoop
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
     app.add_middleware(HttpMetricsMiddleware, routes=app.router.routes, histogram=histogram)
 
 
-class Refresher:
+class Refresher(BackgroundLoop):
     """Calls `refresh` every `interval` seconds in a background task, for gauges whose
     source is a query (outbox backlog, consumer lag) rather than an event in this process.
 
@@ -148,24 +148,16 @@ class Refresher:
         refresh: Callable[[], Awaitable[None]],
         interval: float,
     ) -> None:
+        super().__init__()
         self.name = name
+        self.task_name = f"metrics:{name}"
         self.refresh = refresh
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"metrics:{self.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopping:
             try:
                 await asyncio.wait_for(self.refresh(), timeout=max(self.interval, 1.0))
             except (TimeoutError, KafkaError, *DEPENDENCY_ERRORS) as exc:
                 log.warning("metrics %s not refreshed: %r", self.name, exc)
-            await asyncio.sleep(self.interval)
+            await self.pause(self.interval)

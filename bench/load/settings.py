@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from bench.report import RESULTS
+from shared.auth import parse_api_keys
 from shared.settings import BaseServiceSettings
 
 
@@ -53,11 +54,11 @@ class LoadSettings(BaseServiceSettings):
     def api_key(self) -> str:
         if self.load_api_key is not None:
             return self.load_api_key.get_secret_value()
-        keys = self.payment_api_keys.get_secret_value() if self.payment_api_keys else ""
-        first = keys.split(",")[0].strip()
-        if not first:
+        entries = self.payment_api_keys.get_secret_value() if self.payment_api_keys else ""
+        keys = parse_api_keys(entries)
+        if not keys:
             raise ValueError("set LOAD_API_KEY, or PAYMENT_API_KEYS in .env")
-        return first.split(":", 1)[0]  # `key:scope+scope` entries: the key is before the colon
+        return keys[0].secret.decode()
 
     def is_local(self) -> bool:
         return urlsplit(self.load_host).hostname in {"127.0.0.1", "localhost", "::1"}
