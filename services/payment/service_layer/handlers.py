@@ -95,17 +95,11 @@ class PaymentService(UseCases):
 
     async def get_payment(self, payment_id: str) -> Payment:
         async with self.reading() as uow:
-            payment = await uow.payments.get(payment_id)
-        if payment is None:
-            raise PaymentNotFound(payment_id)
-        return payment
+            return found(await uow.payments.get(payment_id), payment_id)
 
     async def find_payment(self, order_id: str) -> Payment:
         async with self.reading() as uow:
-            payment = await uow.payments.by_order_id(order_id)
-        if payment is None:
-            raise PaymentNotFound(order_id)
-        return payment
+            return found(await uow.payments.by_order_id(order_id), order_id)
 
     async def pay(self, cmd: Pay) -> PaymentResult:
         """Debit the wallet once per order_id; a repeat returns the first payment."""
@@ -268,3 +262,9 @@ class PaymentService(UseCases):
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+def found(payment: Payment | None, reference: str) -> Payment:
+    if payment is None:
+        raise PaymentNotFound(reference)
+    return payment
