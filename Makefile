@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 .PHONY: help setup lock infra-up infra-down infra-status up down status monitor payment points \
         bank-gateway fake-bank migrate credit test test-unit test-integration test-e2e lint fmt \
         logs bench-hot bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit \
-        load load-threshold
+        load load-threshold bench-audit
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -84,6 +84,8 @@ dlt-replay: setup ## Replay dead letters: all, or OFFSET=n [PARTITION=p], or EVE
 audit: setup ## Check every money and event invariant in the databases (AUDIT_ARGS=--json)
 	@$(PY) -m services.audit $(AUDIT_ARGS)
 
+bench-audit: setup infra-up ## Audit time and peak memory at 10k, 100k, 1M payments (table + JSON)
+	@$(PY) -m bench.audit $(BENCH_ARGS)
 load: setup ## Locust against LOAD_HOST (make load LOAD_RATE=200 ...), then the audit
 	@$(PY) -m bench.load
 load-threshold: setup ## Raise the rate step by step; the highest that held, chart + JSON
