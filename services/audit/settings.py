@@ -4,6 +4,7 @@ the reconciler's give-up age) keep their one home there: the defaults are read f
 from decimal import Decimal
 from typing import Any
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings
 
 from services.payment.settings import PaymentSettings
@@ -23,7 +24,11 @@ class AuditSettings(ServiceSettings):
         PaymentSettings, "charge_reconcile_give_up_seconds"
     )
 
-    audit_outbox_max_age_seconds: float = 60.0  # unpublished longer: the relay is stalled
+    # Unpublished longer: the relay is stalled. The contract's page calls it AUDIT_OUTBOX_MAX_AGE.
+    audit_outbox_max_age_seconds: float = Field(
+        60.0,
+        validation_alias=AliasChoices("audit_outbox_max_age_seconds", "audit_outbox_max_age"),
+    )
     audit_grace_seconds: float = 60.0  # points effect missing for less: in flight, not lost
     audit_batch_size: int = 2000  # rows per key-range read
     audit_max_listed: int = 10000  # findings listed in full; all are counted

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from services.audit import checks
+from services.audit import AuditSettings, checks
 from services.audit.checks import Account, EntryTotal, PaymentRow, PointsRow
 from services.audit.findings import Findings
 
@@ -44,3 +44,10 @@ def test_every_finding_is_counted_but_only_max_listed_are_kept():
     checks.check_balances(accounts, [EntryTotal("u0", 1, 1)], found)
     assert found.discrepancy_counts[checks.WALLET_BALANCE_MISMATCH] == 4
     assert len(found.discrepancies) == 2
+
+
+def test_outbox_age_limit_is_read_under_both_names(monkeypatch):
+    monkeypatch.setenv("AUDIT_OUTBOX_MAX_AGE", "7")
+    assert AuditSettings().audit_outbox_max_age_seconds == 7
+    monkeypatch.setenv("AUDIT_OUTBOX_MAX_AGE_SECONDS", "9")
+    assert AuditSettings().audit_outbox_max_age_seconds == 9
