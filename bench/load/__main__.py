@@ -33,7 +33,7 @@ def main() -> int:
         wallets = make_shop(settings, out)
         stats = locust_process.finish(locust_process.start(run, settings, wallets, out), run, out)
     except (RuntimeError, httpx.HTTPError) as exc:
-        print(exc, file=sys.stderr)
+        print(f"load could not run against {settings.load_host}: {exc}", file=sys.stderr)
         return 2
     reasons = breaches(stats, limits(settings), run.rate)
     print_table(

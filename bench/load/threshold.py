@@ -97,7 +97,7 @@ def main() -> int:
     try:
         wallets = make_shop(settings, out)
     except (RuntimeError, httpx.HTTPError) as exc:
-        print(exc, file=sys.stderr)
+        print(f"load could not run against {settings.load_host}: {exc}", file=sys.stderr)
         return 2
     pids = listening_pids(wanted_ports(settings, SystemPorts()))
     steps: list[dict[str, Any]] = []
