@@ -4,8 +4,9 @@
 # answers at its address is used as it is, whether we started it or not.
 #
 #   scripts/infra.sh up|down|status|packages
-#   scripts/infra.sh kafka-up|kafka-down   (Kafka alone; tests run a broker of their own
-#                                           with MOCKPAY_STATE_DIR and KAFKA_PORT set)
+#   scripts/infra.sh kafka-up|kafka-down|mariadb-up|mariadb-down|redis-up|redis-down
+#       one server alone: tests run servers of their own (MOCKPAY_STATE_DIR and the port
+#       set) and kill and restart them by pid
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,7 @@ KAFKA_HOST=${KAFKA_HOST:-127.0.0.1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
+MARIADB_BUFFER_POOL=${MARIADB_BUFFER_POOL:-256M}
 INFRA_WAIT_SECONDS=${INFRA_WAIT_SECONDS:-90}
 DATABASES=${MOCKPAY_DATABASES:-"mockpay_payment mockpay_points mockpay_payment_test mockpay_points_test mockpay_bench"}
 
@@ -84,7 +86,7 @@ mariadb_up() {
     spawn "$MARIADB_DIR/mysqld.pid" "$MARIADB_DIR/logs/stdout.log" "$(mysqld_bin)" --no-defaults --datadir="$MARIADB_DIR/data" --user="$(id -un)" \
       --bind-address="$MYSQL_HOST" --port="$MYSQL_PORT" --socket="$MARIADB_DIR/mysqld.sock" \
       --pid-file="$MARIADB_DIR/mysqld.pid" --log-error="$MARIADB_DIR/logs/error.log" \
-      --skip-name-resolve --max-connections=500 --innodb-buffer-pool-size=256M \
+      --skip-name-resolve --max-connections=500 --innodb-buffer-pool-size="$MARIADB_BUFFER_POOL" \
       --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \
       --transaction-isolation=REPEATABLE-READ --sql-mode=STRICT_ALL_TABLES,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO
     wait_for "mariadb" "$INFRA_WAIT_SECONDS" mariadb_root -e "SELECT 1"
@@ -209,6 +211,10 @@ case "${1:-}" in
   down) kafka_down; redis_down; mariadb_down ;;
   kafka-up) ensure_packages; kafka_up ;;
   kafka-down) kafka_down ;;
+  mariadb-up) ensure_packages; ensure_env; load_env; mariadb_up ;;
+  mariadb-down) mariadb_down ;;
+  redis-up) ensure_packages; redis_up ;;
+  redis-down) redis_down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status|packages|test-packages|kafka-up|kafka-down" ;;
+  *) die "usage: $0 up|down|status|packages|test-packages|{kafka,mariadb,redis}-{up,down}" ;;
 esac

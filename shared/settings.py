@@ -25,6 +25,7 @@ class BaseServiceSettings(BaseSettings):
     log_format: LogFormat = "text"  # json under make up
     retry_after_seconds: int = 1
     metrics_refresh_seconds: float = 5.0  # gauges read from a database or Kafka
+    health_check_timeout_seconds: float = 2.0
 
 
 class ServiceSettings(BaseServiceSettings):
@@ -40,6 +41,15 @@ class ServiceSettings(BaseServiceSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_socket_timeout_seconds: float = 3.0
+    redis_pool_max: int = 200
+    # A request waits this long for a free pooled connection before it is a 503.
+    redis_pool_timeout_seconds: float = 5.0
+    redis_health_check_seconds: float = 5.0
+    # Commands safe to repeat are retried this often on a connection error, backing off
+    # exponentially from the first pause up to the maximum.
+    redis_retries: int = 3
+    redis_retry_backoff_seconds: float = 0.05
+    redis_retry_backoff_max_seconds: float = 1.0
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     events_topic: str = "payment.events"

@@ -25,6 +25,7 @@ from services.bank_gateway.settings import GatewaySettings
 from shared.auth import KeyRing
 from shared.breaker import CallNotPermitted, CircuitBreaker
 from shared.fields import PathId
+from shared.health import NotReady, health_router
 from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.metrics import install_metrics, new_registry
 
@@ -123,6 +124,16 @@ async def set_breaker_state(body: BreakerStateBody, bank: BankDep) -> JsonRespon
     return JsonResponse(bank.breaker.metrics())
 
 
+async def bank_answers(http: aiohttp.ClientSession) -> None:
+    """Readiness: the bank answers its own health check with 200."""
+    try:
+        async with http.get("/health") as answer:
+            if answer.status != 200:
+                raise NotReady(f"the bank's /health answered {answer.status}")
+    except aiohttp.ClientError as exc:
+        raise NotReady(f"the bank is not reachable: {exc!r}") from exc
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     breaker = CircuitBreaker("bank", settings.breaker)
 
@@ -139,6 +150,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         ) as http:
             app.state.bank = BankClient(http, breaker)
             app.state.http = http
+            app.state.health_checks = {"bank": lambda: bank_answers(http)}
             yield
 
     app = FastAPI(
@@ -147,24 +159,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app, settings.retry_after_seconds)
+    app.include_router(health_router(settings.health_check_timeout_seconds))
     app.add_exception_handler(CallNotPermitted, _on_refused)
     for exc_class in (BankDeclined, BankTimedOut, BankRejected, BankFailed):
         app.add_exception_handler(exc_class, _on_bank_error)
-
-    @app.get("/health")
-    async def health(request: Request) -> JsonResponse:
-        """200 when the bank answers its health check, 503 otherwise."""
-        try:
-            async with request.app.state.http.get(
-                "/health", timeout=aiohttp.ClientTimeout(total=2.0)
-            ) as answer:
-                healthy = answer.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            healthy = False
-        return JsonResponse(
-            {"status": "ok" if healthy else "unavailable", "bank": "up" if healthy else "down"},
-            status_code=200 if healthy else 503,
-        )
 
     keys = KeyRing.of_bare_keys([settings.bank_gateway_token.get_secret_value()])
     app.include_router(router, dependencies=[Depends(keys.require())])

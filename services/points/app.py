@@ -1,28 +1,26 @@
 """The points service: the faust stream and the points API in one process."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI, Request
-from faust.contrib.asgi import faust_app_running
+from fastapi import Depends, FastAPI
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from services.points.dead_letters import DeadLetters
 from services.points.deps import ProcessorDep, StoreDep
 from services.points.metrics import register_processor
-from services.points.processor import EventProcessor
+from services.points.processor import EventProcessor, RetryPolicy
 from services.points.settings import PointsSettings
 from services.points.store import PointsStore
-from services.points.streaming import create_faust_app
+from services.points.streaming import Membership, create_faust_app, streaming
 from shared import db
 from shared.auth import Scope
 from shared.fields import PathId
+from shared.health import health_router
 from shared.http import JsonResponse, error_response, install_error_handlers
-from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.kafka import ensure_topics, event_topics, idempotent_producer
 from shared.kafka_lag import ConsumerLagGauges, LagTarget
 from shared.metrics import Refresher, install_metrics, new_registry
@@ -59,15 +57,25 @@ def create_app(settings: PointsSettings) -> FastAPI:
             settings.points_group_id,
             settings.points_retry_backoff_seconds,
         )
-        processor = EventProcessor(
-            store, dead_letters, settings.points_retries, settings.points_retry_backoff_seconds
+        policy = RetryPolicy(
+            settings.points_retries,
+            settings.points_retry_backoff_seconds,
+            settings.points_outage_backoff_seconds,
+            settings.points_outage_backoff_max_seconds,
         )
+        processor = EventProcessor(store, dead_letters, policy)
+        membership = Membership(settings.points_group_id)
         app.state.store, app.state.processor, app.state.producer = store, processor, producer
+        app.state.health_checks = {
+            "mariadb": lambda: db.ping(pool),
+            "kafka": lambda: producer.client.fetch_all_metadata(),
+            "consumer": membership.check,
+        }
         register_processor(processor, registry)
         lag_refresher = Refresher("lag", lag.refresh, settings.metrics_refresh_seconds)
         try:
-            async with faust_app_running(create_faust_app(settings, processor)):
-                log.info("points service consuming %s", settings.events_topic)
+            async with streaming(create_faust_app(settings, processor, membership), membership):
+                log.info("points service up; the stream joins group %s", settings.points_group_id)
                 lag_refresher.start()
                 yield
         finally:
@@ -82,6 +90,7 @@ def create_app(settings: PointsSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app, settings.retry_after_seconds)
+    app.include_router(health_router(settings.health_check_timeout_seconds))
     keys = settings.key_ring()
 
     @app.get("/points/{user_id}", dependencies=[Depends(keys.require(Scope.READ))])
@@ -96,24 +105,6 @@ def create_app(settings: PointsSettings) -> FastAPI:
     async def stats(processor: ProcessorDep) -> JsonResponse:
         """Operators: what the stream did since start (applied, duplicates, dead letters)."""
         return JsonResponse(dict(processor.counts))
-
-    @app.get("/health")
-    async def health(request: Request) -> JsonResponse:
-        """200 when MariaDB and Kafka answer, 503 otherwise."""
-        checks = {
-            "mariadb": db.ping(request.app.state.store.pool),
-            "kafka": asyncio.wait_for(request.app.state.producer.client.fetch_all_metadata(), 2),
-        }
-        results = await asyncio.gather(*checks.values(), return_exceptions=True)
-        status = {
-            name: "down" if isinstance(result, (KafkaError, *DEPENDENCY_ERRORS)) else "up"
-            for name, result in zip(checks, results, strict=True)
-        }
-        healthy = all(state == "up" for state in status.values())
-        return JsonResponse(
-            {"status": "ok" if healthy else "unavailable", "dependencies": status},
-            status_code=200 if healthy else 503,
-        )
 
     install_metrics(app, registry)
     return app

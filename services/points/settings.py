@@ -14,6 +14,15 @@ class PointsSettings(ServiceSettings, ApiKeySettings):
     points_rate: Decimal = Decimal("0.01")
     points_retries: int = 3
     points_retry_backoff_seconds: float = 1.0
+    # A dependency outage: retry the event forever, pausing this long at first, doubling up
+    # to the maximum.
+    points_outage_backoff_seconds: float = 0.5
+    points_outage_backoff_max_seconds: float = 5.0
     points_db_lock_wait_seconds: int = 5
     points_commit_interval_seconds: float = 1.0
     points_data_dir: Path = REPO_ROOT / ".local" / "points"  # faust's folder, one per group
+    # A crashed member's partitions go to the others (or its restarted self) once the
+    # broker has missed its heartbeats this long; Kafka's floor is 6 s
+    # (group.min.session.timeout.ms).
+    points_session_timeout_seconds: float = 10.0
+    points_heartbeat_interval_seconds: float = 2.0

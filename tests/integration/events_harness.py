@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiomysql
+import httpx
 
+from services.points.settings import PointsSettings
 from shared import db
 from shared.settings import ServiceSettings
 from testkit.processes import REPO, service_process
@@ -49,7 +51,19 @@ class Topics:
 
 @contextlib.contextmanager
 def points_process(topics: Topics, bootstrap: str = "127.0.0.1:9092", **env: str) -> Iterator[str]:
-    """The points service in its own process; yields its base URL."""
+    """The points service in its own process, consuming; yields its base URL."""
+    with running_points(topics, bootstrap, env=env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def running_points(
+    topics: Topics,
+    bootstrap: str = "127.0.0.1:9092",
+    wait_ready: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The points service's URL and process, once ready (or only live: `wait_ready=False`)."""
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="mockpay-points-")
     settings = {
@@ -59,12 +73,13 @@ def points_process(topics: Topics, bootstrap: str = "127.0.0.1:9092", **env: str
         "POINTS_RETRY_BACKOFF_SECONDS": "0.2",
         "POINTS_DB_LOCK_WAIT_SECONDS": "1",
         "POINTS_DATA_DIR": data_dir,
-        **env,
+        **(env or {}),
     }
     url = f"http://127.0.0.1:{port}"
+    health = f"{url}/health" if wait_ready else f"{url}/health/live"
     try:
-        with service_process("services.points", settings, f"{url}/health"):
-            yield url
+        with service_process("services.points", settings, health) as process:
+            yield url, process
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -119,3 +134,12 @@ class PrivateKafka:
 
     def stop(self) -> None:
         self._infra("kafka-down")
+
+
+async def points_stats(url: str) -> dict[str, int]:
+    """The points service's /stats (operators' counts), with the first configured API key."""
+    key = PointsSettings().api_keys()[0]
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.get(f"{url}/stats", headers={"Authorization": f"Bearer {key}"})
+        answer.raise_for_status()
+        return dict(answer.json())

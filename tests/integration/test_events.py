@@ -21,6 +21,7 @@ from tests.integration.events_harness import (
     points_db,
     points_of,
     points_process,
+    points_stats,
     query,
 )
 from tests.integration.payment_harness import running_payment_app
@@ -188,28 +189,65 @@ async def test_unknown_event_types_are_ignored_not_dead_lettered(topics, points_
     assert not [r for r in await dead_letters(topics) if r.key == user.encode()]
 
 
-async def test_retriable_failure_is_tried_four_times_then_replay_from_the_dlt_applies_it(
+async def test_a_lock_wait_timeout_is_waited_out_and_applied_never_dead_lettered(
     topics, points_service, points
 ):
     user = f"u-{uuid.uuid4().hex[:12]}"
     await _send_completed(topics, user, 1_000)
     await eventually(lambda: _has_points(points, user))
+    retried_before = await _outage_retries(points_service)
     async with points.acquire() as blocker, blocker.cursor() as cur:
         # Hold the account's row lock: the service's update waits out its lock wait
-        # timeout (1 s here) on every attempt, a retriable database error.
+        # timeout (1 s here) on every try, an error that passes with time.
         await cur.execute("SELECT balance FROM points_accounts WHERE user_id = %s FOR UPDATE", user)
+        await _send_completed(topics, user, 2_000)
+
+        async def waited_twice() -> bool:
+            return await _outage_retries(points_service) >= retried_before + 2
+
+        await eventually(waited_twice)
+        await blocker.rollback()
+
+    async def applied() -> bool:
+        return (await points_of(points, [user])).get(user) == 30
+
+    await eventually(applied)
+    assert not [r for r in await dead_letters(topics) if r.key == user.encode()]
+
+
+async def _outage_retries(points_url: str) -> int:
+    return (await points_stats(points_url)).get("outage_retries", 0)
+
+
+async def test_poison_is_tried_four_times_then_replay_from_the_dlt_applies_it(
+    topics, points_service, points
+):
+    user = f"u-{uuid.uuid4().hex[:12]}"
+    trigger = f"refuse_{user.replace('-', '_')}"
+    async with points.acquire() as conn, conn.cursor() as cur:
+        # A rule the database enforces and that no retry passes, until an operator lifts it.
+        await cur.execute(
+            f"CREATE TRIGGER {trigger} BEFORE INSERT ON points_entries FOR EACH ROW"
+            f" IF NEW.user_id = '{user}' THEN"
+            " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'points are frozen for this user';"
+            " END IF"
+        )
+    try:
         await _send_completed(topics, user, 2_000)
 
         async def dead_lettered() -> bool:
             return any(r.key == user.encode() for r in await dead_letters(topics))
 
         await eventually(dead_lettered)
-        await blocker.rollback()
+    finally:
+        async with points.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     [record] = [r for r in await dead_letters(topics) if r.key == user.encode()]
     headers = read_headers(list(record.headers))
     assert headers["attempts"] == "4"
     assert headers["kafka_dlt-exception-fqcn"] == "pymysql.err.OperationalError"
-    assert await points_of(points, [user]) == {user: 10}
+    assert "frozen" in str(headers["kafka_dlt-exception-message"])
+    assert await points_of(points, [user]) == {}
 
     producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
     await producer.start()
@@ -218,12 +256,12 @@ async def test_retriable_failure_is_tried_four_times_then_replay_from_the_dlt_ap
     await producer.stop()
 
     async def applied() -> bool:
-        return (await points_of(points, [user])).get(user) == 30
+        return (await points_of(points, [user])).get(user) == 20
 
     await eventually(applied)
     await _send_completed(topics, f"{user}-marker", 100, key=user)
     await eventually(lambda: _has_points(points, f"{user}-marker"))
-    assert await points_of(points, [user]) == {user: 30}
+    assert await points_of(points, [user]) == {user: 20}
 
 
 class FailingAfterTheOutboxRow(PaymentService):

@@ -17,6 +17,7 @@ from services.bank_gateway.schemas import TransferRequest
 from services.bank_gateway.settings import FakeBankSettings
 from shared.auth import KeyRing
 from shared.fields import PathId
+from shared.health import NotReady, health_router
 from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.metrics import install_metrics, new_registry
 
@@ -38,6 +39,13 @@ def create_app(settings: FakeBankSettings) -> FastAPI:
     app = FastAPI(title="Mock-Pay fake bank", description="A test double of the external bank.")
     app.state.bank = bank
     install_error_handlers(app, retry_after_seconds=1)
+    app.include_router(health_router(settings.health_check_timeout_seconds))
+
+    async def not_down() -> None:
+        if bank.faults.down:
+            raise NotReady("the bank is down (injected)")
+
+    app.state.health_checks = {"bank": not_down}
 
     def outage() -> JsonResponse:
         return error_response(503, "BANK_DOWN", "the bank is down (injected)")
@@ -46,6 +54,7 @@ def create_app(settings: FakeBankSettings) -> FastAPI:
     async def transfer(request: TransferRequest) -> JsonResponse:
         """Move money once per transfer_id."""
         bank.requests += 1
+        bank.transfer_requests += 1
         if bank.faults.down:
             return outage()
         try:
@@ -98,12 +107,13 @@ def create_app(settings: FakeBankSettings) -> FastAPI:
     @app.get("/stats")
     async def stats() -> JsonResponse:
         """How many transfer requests reached the bank."""
-        return JsonResponse({"requests": bank.requests, "transfers": len(bank.transfers)})
-
-    @app.get("/health")
-    async def health() -> JsonResponse:
-        """200 unless an outage is injected."""
-        return outage() if bank.faults.down else JsonResponse({"status": "ok"})
+        return JsonResponse(
+            {
+                "requests": bank.requests,
+                "transfer_requests": bank.transfer_requests,
+                "transfers": len(bank.transfers),
+            }
+        )
 
     install_metrics(app, new_registry())
     return app

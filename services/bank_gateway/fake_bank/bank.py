@@ -47,6 +47,7 @@ class Bank:
     balances: dict[str, int] = field(default_factory=dict)
     transfers: dict[str, Transfer] = field(default_factory=dict)
     requests: int = 0
+    transfer_requests: int = 0  # POST /transfers only: how often money was asked to move
 
     def transfer(self, transfer_id: str, account: str, amount: int, direction: str) -> Transfer:
         """Apply a transfer once; a repeat returns the first outcome."""

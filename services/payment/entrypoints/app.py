@@ -8,10 +8,12 @@ from fastapi import Depends, FastAPI
 
 from services.payment.bootstrap import bootstrap
 from services.payment.entrypoints import errors
-from services.payment.entrypoints.routes import payments, public, reads, refunds
+from services.payment.entrypoints.routes import payments, reads, refunds
 from services.payment.metrics import PaymentMetrics
 from services.payment.settings import PaymentSettings
+from shared import db
 from shared.auth import Scope
+from shared.health import health_router
 from shared.http import BodyLimitMiddleware, install_error_handlers
 from shared.kafka_lag import ConsumerLagGauges, LagTarget
 from shared.metrics import Refresher, install_metrics, new_registry
@@ -32,6 +34,10 @@ def create_app(settings: PaymentSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with bootstrap(settings, metrics=metrics) as components, AsyncExitStack() as stack:
             app.state.components = components
+            app.state.health_checks = {
+                "mariadb": lambda: db.ping(components.pool),
+                "redis": components.redis.ping,
+            }
             metrics.watch_relay(components.relay)
             interval = settings.metrics_refresh_seconds
             stack.push_async_callback(lag.close)
@@ -51,7 +57,7 @@ def create_app(settings: PaymentSettings) -> FastAPI:
     install_error_handlers(app, settings.retry_after_seconds)
     errors.install(app, settings.retry_after_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.payment_max_body_bytes)
-    app.include_router(public)
+    app.include_router(health_router(settings.health_check_timeout_seconds))
     keys = settings.key_ring()
     for router, scope in ((reads, Scope.READ), (payments, Scope.PAY), (refunds, Scope.REFUND)):
         app.include_router(router, dependencies=[Depends(keys.require(scope))])

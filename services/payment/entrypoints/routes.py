@@ -1,10 +1,9 @@
 """HTTP routes: parse, build a command, call the service, shape the answer.
 
 One router per API key scope (app.py puts the key check on each): `reads` (read),
-`payments` (pay), `refunds` (refund); `public` needs no key.
+`payments` (pay), `refunds` (refund). /health and /health/live are shared.health's.
 """
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import Annotated, Any
@@ -16,7 +15,6 @@ from services.payment.domain.model import ChargeStatus
 from services.payment.entrypoints.deps import (
     ChargeIdempotencyDep,
     ChargeServiceDep,
-    ComponentsDep,
     IdempotencyDep,
     MetricsDep,
     ServiceDep,
@@ -36,12 +34,11 @@ from services.payment.entrypoints.schemas import (
     wallet_body,
 )
 from services.payment.metrics import PaymentMetrics
-from shared import db, tracing
+from shared import tracing
 from shared.contract import ID_MAX_LENGTH, ID_PATTERN
 from shared.fields import PathId
 from shared.http import JsonResponse
 from shared.idempotency import fingerprint
-from shared.infra_errors import DEPENDENCY_ERRORS
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (401, 402, 403, 404, 409, 413, 422, 502, 503)
@@ -52,7 +49,6 @@ log = logging.getLogger(__name__)
 reads = APIRouter(responses=ERRORS)
 payments = APIRouter(responses=ERRORS)
 refunds = APIRouter(responses=ERRORS)
-public = APIRouter()
 
 
 @payments.post("/wallets", status_code=201, response_model=WalletBody)
@@ -140,22 +136,3 @@ async def counted(metrics: PaymentMetrics, answer: Awaitable[JsonResponse]) -> J
     metrics.payment_answered(response.status_code, replayed)
     log.info("payment answered %d%s", response.status_code, " (replayed)" if replayed else "")
     return response
-
-
-@public.get("/health")
-async def health(parts: ComponentsDep) -> JsonResponse:
-    """200 when MariaDB and Redis answer, 503 otherwise."""
-    checks = {"mariadb": db.ping(parts.pool), "redis": parts.redis.ping()}
-    results = await asyncio.gather(*checks.values(), return_exceptions=True)
-    status = {
-        name: "down" if isinstance(result, DEPENDENCY_ERRORS) else "up"
-        for name, result in zip(checks, results, strict=True)
-    }
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, DEPENDENCY_ERRORS):
-            raise result
-    healthy = all(state == "up" for state in status.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "dependencies": status},
-        status_code=200 if healthy else 503,
-    )
