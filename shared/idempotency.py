@@ -1,24 +1,48 @@
 """Idempotency records in Redis: the first request with a key runs, repeats replay its answer.
 
     store.begin(key, fingerprint) -> Started | Replay | InProgress | Mismatch
+    async with store.leased(started): ...   # run the request; the running record lives on
     store.complete(started, status, body)   # keep the answer for the TTL (24 h by default)
     store.release(started)                  # forget it: the client may retry (4xx/503 cases)
 
-A running record expires after a short TTL of its own, so a crashed process does not block
-the key for a day; the database's unique key is the second line of defence behind it.
+The running record is a lease: it expires after `lease_seconds` unless the request's
+process renews it, every `renew_seconds` while the request runs. A process that dies frees
+the key within one lease, and a retry then runs the request again, where the database (a
+unique key per order_id, the charge row and the bank's record per charge_id) makes sure
+nothing happens twice.
+
+Every script here is safe to repeat, so the client may retry them on a connection error:
+a record carries the token of the request that wrote it, and `begin` that finds its own
+token (its first try was applied, the answer was lost) reports Started.
 """
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+from shared.infra_errors import DEPENDENCY_ERRORS
+
+log = logging.getLogger(__name__)
+
 _BEGIN = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 return redis.call('get', KEYS[1])
+"""
+
+_RENEW = """
+local current = redis.call('get', KEYS[1])
+if not current then return 0 end
+local record = cjson.decode(current)
+if record['token'] ~= ARGV[1] or record['state'] ~= 'running' then return 0 end
+return redis.call('pexpire', KEYS[1], ARGV[2])
 """
 
 _COMPLETE = """
@@ -67,12 +91,19 @@ Decision = Started | Replay | InProgress | Mismatch
 
 class IdempotencyStore:
     def __init__(
-        self, redis: Redis, namespace: str, ttl_seconds: int, running_ttl_seconds: int
+        self,
+        redis: Redis,
+        namespace: str,
+        ttl_seconds: int,
+        lease_seconds: float,
+        renew_seconds: float,
     ) -> None:
         self.namespace = namespace
         self.ttl_seconds = ttl_seconds
-        self.running_ttl_seconds = running_ttl_seconds
+        self.lease_ms = int(lease_seconds * 1000)
+        self.renew_seconds = renew_seconds
         self._begin = redis.register_script(_BEGIN)
+        self._renew = redis.register_script(_RENEW)
         self._complete = redis.register_script(_COMPLETE)
         self._release = redis.register_script(_RELEASE)
 
@@ -82,15 +113,44 @@ class IdempotencyStore:
     async def begin(self, key: str, fingerprint: str) -> Decision:
         token = uuid.uuid4().hex
         record = orjson.dumps({"state": "running", "fingerprint": fingerprint, "token": token})
-        existing = await self._begin(keys=[self._key(key)], args=[record, self.running_ttl_seconds])
+        existing = await self._begin(keys=[self._key(key)], args=[record, self.lease_ms])
         if existing is None:
             return Started(key, token, fingerprint)
         stored = orjson.loads(existing)
+        if stored["token"] == token:  # our own first try was applied; its answer was lost
+            return Started(key, token, fingerprint)
         if stored["fingerprint"] != fingerprint:
             return Mismatch()
         if stored["state"] == "done":
             return Replay(stored["status"], stored["body"])
         return InProgress()
+
+    @contextlib.asynccontextmanager
+    async def leased(self, started: Started) -> AsyncIterator[None]:
+        """Keep the running record alive while the block runs."""
+        renewer = asyncio.create_task(self._keep_renewing(started), name=f"lease:{started.key}")
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _keep_renewing(self, started: Started) -> None:
+        while True:
+            await asyncio.sleep(self.renew_seconds)
+            try:
+                renewed = await self._renew(
+                    keys=[self._key(started.key)], args=[started.token, self.lease_ms]
+                )
+            except DEPENDENCY_ERRORS as exc:
+                log.warning("lease of %r not renewed (%r); retrying", started.key, exc)
+                continue
+            if not renewed:
+                # Expired (Redis lost it or this process stalled): a retry may run now, and
+                # the database's unique keys keep the two from both taking effect.
+                log.warning("lease of %r lost while the request runs", started.key)
+                return
 
     async def complete(self, started: Started, status: int, body: dict[str, Any]) -> bool:
         record = orjson.dumps(

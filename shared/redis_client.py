@@ -1,20 +1,56 @@
-"""The Redis client every service uses. It never retries a command by itself: a retried lock
-script could count a hold twice, and a retried idempotency claim could look like a duplicate.
-Callers decide what a failure means.
+"""The Redis clients every service uses.
+
+- A pool that waits for a free connection (up to REDIS_POOL_TIMEOUT_SECONDS) instead of
+  failing at once when all REDIS_POOL_MAX connections are busy: a burst queues, it does not
+  become 503s.
+- Every connection taken from the pool is checked first: one the server closed (Redis was
+  restarted) is replaced before a command is sent on it. redis-py 8 skips that check while
+  its "maintenance notifications" are on, and they are on by default ("auto"); they are a
+  Redis Enterprise feature, so they are turned off here. A connection idle for
+  REDIS_HEALTH_CHECK_SECONDS is also pinged before use.
+- `create_redis` never retries a command: a retried lock script could count a hold twice.
+  `create_retrying_redis` retries on connection errors, with exponential backoff, for
+  commands that are safe to repeat (reads, PING, the idempotency scripts, which recognise
+  their own token).
 """
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from shared.settings import ServiceSettings
 
+__all__ = ["create_redis", "create_retrying_redis"]
 
-def create_redis(settings: ServiceSettings, max_connections: int = 200) -> Redis:
-    return Redis.from_url(
+
+def _client(settings: ServiceSettings, retry: Retry, max_connections: int | None) -> Redis:
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
-        retry=Retry(NoBackoff(), 0),
+        max_connections=max_connections or settings.redis_pool_max,
+        timeout=settings.redis_pool_timeout_seconds,
+        retry=retry,
         socket_timeout=settings.redis_socket_timeout_seconds,
         socket_connect_timeout=settings.redis_socket_timeout_seconds,
-        max_connections=max_connections,
+        health_check_interval=settings.redis_health_check_seconds,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
+    return Redis(connection_pool=pool)
+
+
+def create_redis(settings: ServiceSettings, max_connections: int | None = None) -> Redis:
+    """A client that never retries a command by itself: callers decide what a failure means."""
+    return _client(settings, Retry(NoBackoff(), 0), max_connections)
+
+
+def create_retrying_redis(settings: ServiceSettings, max_connections: int | None = None) -> Redis:
+    """A client for commands that are safe to repeat: retried on connection errors."""
+    retry = Retry(
+        ExponentialBackoff(cap=settings.redis_retry_backoff_max_seconds,
+                           base=settings.redis_retry_backoff_seconds),
+        settings.redis_retries,
+        supported_errors=(RedisConnectionError, RedisTimeoutError),
+    )  # fmt: skip
+    return _client(settings, retry, max_connections)

@@ -33,7 +33,7 @@ from shared import db
 from shared.idempotency import IdempotencyStore
 from shared.kafka import event_topics
 from shared.lock import LockService
-from shared.redis_client import create_redis
+from shared.redis_client import create_redis, create_retrying_redis
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +148,17 @@ async def bootstrap(
             ),
         )
         stack.push_async_callback(service.close)
+        # Idempotency scripts are safe to repeat: their client retries on connection errors.
+        retrying_redis = create_retrying_redis(settings)
+        stack.push_async_callback(retrying_redis.aclose)
         parts = Components(
             settings=settings,
             pool=store.pool,
             redis=store.redis,
             service=service,
-            idempotency=idempotency_store(settings, store.redis, "payments"),
+            idempotency=idempotency_store(settings, retrying_redis, "payments"),
             charges=charges,
-            charge_idempotency=idempotency_store(settings, store.redis, "charges"),
+            charge_idempotency=idempotency_store(settings, retrying_redis, "charges"),
             relay=relay,
         )
         stack.push_async_callback(relay.stop)
@@ -176,7 +179,8 @@ def idempotency_store(settings: PaymentSettings, redis: Redis, namespace: str) -
         redis,
         namespace,
         settings.idempotency_ttl_seconds,
-        settings.idempotency_running_ttl_seconds,
+        settings.idempotency_lease_seconds,
+        settings.idempotency_lease_renew_seconds,
     )
 
 

@@ -43,4 +43,7 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     outbox_prune_interval_seconds: float = 60.0
 
     idempotency_ttl_seconds: int = 24 * 3600
-    idempotency_running_ttl_seconds: int = 60
+    # A running request's record is a lease, renewed while it runs: a crashed process
+    # frees its keys within one lease.
+    idempotency_lease_seconds: float = 5.0
+    idempotency_lease_renew_seconds: float = 1.5

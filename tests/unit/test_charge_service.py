@@ -18,8 +18,10 @@ class FakeBank(BankPort):
         self.transfers: dict[str, str] = {}
         self.next_error: Exception | None = None
         self.apply_despite_error = False
+        self.withdrawals = 0
 
     async def withdraw(self, transfer_id: str, account: str, amount: int) -> None:
+        self.withdrawals += 1
         if self.next_error is not None:
             error, self.next_error = self.next_error, None
             if self.apply_despite_error:
@@ -110,3 +112,36 @@ async def test_a_charge_the_bank_never_received_fails_after_the_give_up_age(setu
     assert await service.reconcile(min_age=5, give_up_after=60, batch=10) == 1
     assert store.charges["c1"].failure_reason is FailureReason.NOT_AT_BANK
     assert store.wallets["u1"].balance == 0
+
+
+async def test_a_retry_of_a_charge_left_pending_asks_the_bank_and_does_not_send_it_again(setup):
+    store, bank, clock, service = setup
+    await with_wallet(store, "u1")
+    bank.next_error, bank.apply_despite_error = BankOutcomeUnknown("process died"), True
+    await service.charge(ChargeWallet("c1", "u1", 500))  # money moved, answer lost
+    retried = await service.charge(ChargeWallet("c1", "u1", 500))
+    assert retried.charge.status is ChargeStatus.SUCCEEDED
+    assert bank.withdrawals == 1 and store.wallets["u1"].balance == 500
+    assert [e.reference for e in store.ledger] == ["c1"]
+
+
+async def test_a_retry_of_a_pending_charge_the_bank_never_saw_sends_it_once(setup):
+    store, bank, clock, service = setup
+    await with_wallet(store, "u1")
+    bank.next_error = BankOutcomeUnknown("lost before the bank")
+    await service.charge(ChargeWallet("c1", "u1", 500))
+    retried = await service.charge(ChargeWallet("c1", "u1", 500))
+    assert retried.charge.status is ChargeStatus.SUCCEEDED and bank.withdrawals == 2
+    assert store.wallets["u1"].balance == 500 and len(store.ledger) == 1
+
+
+async def test_a_retry_of_a_pending_charge_the_bank_declined_is_declined(setup):
+    store, bank, clock, service = setup
+    await with_wallet(store, "u1")
+    bank.next_error = BankOutcomeUnknown("process died")
+    await service.charge(ChargeWallet("c1", "u1", 500))
+    bank.transfers["c1"] = "DECLINED"
+    with pytest.raises(ChargeDeclined):
+        await service.charge(ChargeWallet("c1", "u1", 500))
+    assert store.charges["c1"].failure_reason is FailureReason.DECLINED
+    assert bank.withdrawals == 1 and store.wallets["u1"].balance == 0

@@ -39,7 +39,8 @@ async def run_once(
         raise ApiError(422, "IDEMPOTENCY_KEY_REUSED", f"{key!r} was already used with another body")
     assert isinstance(decision, Started)
     try:
-        status, body, replayed = await action()
+        async with store.leased(decision):
+            status, body, replayed = await action()
     except STORED_ERRORS as exc:
         status, body = status_and_body(exc)
         replayed = False

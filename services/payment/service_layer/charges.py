@@ -4,6 +4,12 @@ PENDING is written before the bank is asked, so every transfer the bank may have
 row here; the wallet is credited in the same transaction that marks the charge SUCCEEDED,
 under the wallet lock, and only after the bank said the transfer succeeded. An answer that
 never came leaves the charge PENDING for the reconciler, which asks the bank.
+
+A retry that finds the charge PENDING from an earlier request (whose process may have died
+while the bank was being asked) does not send the transfer again blindly: it asks the bank
+what became of it, as the reconciler does, and settles from the bank's answer. Only when
+the bank has no record of it is the transfer sent, with the same transfer_id, which the
+bank applies at most once.
 """
 
 import logging
@@ -52,30 +58,51 @@ class ChargeService(UseCases):
 
     async def charge(self, cmd: ChargeWallet) -> ChargeResult:
         """SUCCEEDED or PENDING; raises ChargeDeclined, BankUnavailable or BankError."""
-        charge = await self._record(cmd)
+        charge, fresh = await self._record(cmd)
         if charge.status is ChargeStatus.SUCCEEDED:
             return ChargeResult(charge, replayed=True)
         if charge.status is ChargeStatus.FAILED:
             raise ChargeDeclined(charge.charge_id)
+        if not fresh:
+            return ChargeResult(await self._resume(charge), replayed=False)
         return ChargeResult(await self._settle(charge), replayed=False)
 
-    async def _record(self, cmd: ChargeWallet) -> Charge:
-        """The charge's row, new and PENDING, or as a previous request with this id left it."""
+    async def _resume(self, charge: Charge) -> Charge:
+        """A PENDING charge an earlier request left: settle it from what the bank knows."""
+        try:
+            status = await self.bank.transfer_status(charge.charge_id)
+        except (BankUnavailable, BankOutcomeUnknown, BankError) as exc:
+            log.warning("charge %s: bank not answering (%s); left PENDING", charge.charge_id, exc)
+            return charge
+        log.info("charge %s: resumed from the bank's %s", charge.charge_id, status)
+        if status == "SUCCEEDED":
+            return await self._complete(charge.user_id, charge.charge_id)
+        if status == "DECLINED":
+            await self._fail(charge, FailureReason.DECLINED)
+            raise ChargeDeclined(charge.charge_id)
+        return await self._settle(charge)  # the bank never saw it
+
+    async def _record(self, cmd: ChargeWallet) -> tuple[Charge, bool]:
+        """The charge's row and whether this request may send the transfer without asking.
+
+        New rows and re-armed ones (failed before the bank was reached) are sent; a row an
+        earlier request left PENDING must be resumed from the bank's record.
+        """
         async with self.reading() as uow:
             await self.wallet(uow, cmd.user_id)  # WalletNotFound before any charge row
             fresh = Charge(cmd.charge_id, cmd.user_id, cmd.amount, ChargeStatus.PENDING,
                            self.clock())  # fmt: skip
             if await uow.charges.add(fresh):
                 await uow.commit()
-                return fresh
+                return fresh, True
             charge = await uow.charges.get(cmd.charge_id)
             assert charge is not None
             if not charge.same_request(cmd.user_id, cmd.amount):
                 raise IdempotencyKeyReused(cmd.charge_id)
             if charge.retriable and await uow.charges.move(charge, charge.rearmed(), self.clock()):
                 await uow.commit()
-                return charge.rearmed()
-            return charge
+                return charge.rearmed(), True
+            return charge, False
 
     async def _settle(self, charge: Charge) -> Charge:
         try:

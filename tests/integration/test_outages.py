@@ -1,0 +1,150 @@
+"""Outages of MariaDB and Redis heal without a human: servers of the test's own, killed by pid.
+
+Every test here kills a private server with SIGKILL (a crash, not a shutdown), checks what
+clients see while it is down, starts it again on the same data, and checks that the very
+next requests succeed and that nothing was lost or applied twice. Killing and starting run
+in a thread, so the service's event loop keeps running through the outage as it would.
+"""
+
+import asyncio
+import os
+import uuid
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.points.dlt import read_all
+from shared import db
+from shared.clock import iso, utcnow
+from shared.events import PaymentEvent
+from shared.settings import ServiceSettings
+from testkit.waiting import eventually
+from tests.integration.events_harness import (
+    Topics,
+    points_of,
+    points_process,
+    points_stats,
+    query,
+)
+from tests.integration.payment_harness import running_payment_app
+from tests.integration.private_servers import PrivateMariaDB, PrivateRedis
+
+pytestmark = pytest.mark.integration
+
+KAFKA = "127.0.0.1:9092"
+
+
+@pytest.fixture(scope="module")
+def mariadb(tmp_path_factory):
+    server = PrivateMariaDB(tmp_path_factory.mktemp("mariadb"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _send(producer: AIOKafkaProducer, topic: str, user: str, amount: int) -> None:
+    event = PaymentEvent(
+        str(uuid.uuid4()), "PaymentCompleted", iso(utcnow()), str(uuid.uuid4()), "o", user,
+        amount,
+    )  # fmt: skip
+    await producer.send_and_wait(topic, event.to_bytes(), key=user.encode())
+
+
+async def _get(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(url)
+
+
+async def test_mariadb_killed_while_events_flow_every_event_is_applied_once_none_dead_lettered(
+    mariadb,
+):
+    topics = Topics.unique()
+    users = [f"u-{uuid.uuid4().hex[:10]}" for _ in range(10)]
+    pool = await db.create_pool(
+        ServiceSettings(mysql_port=mariadb.port), os.environ["POINTS_MYSQL_DATABASE"]
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
+    await producer.start()
+    try:
+        with points_process(topics, MYSQL_PORT=str(mariadb.port)) as url:
+            for i in range(50):
+                await _send(producer, topics.events, users[i % 10], 1_000)
+
+            async def first_applied() -> bool:
+                return await points_of(pool, users) == {u: 50 for u in users}
+
+            await eventually(first_applied)
+            await asyncio.to_thread(mariadb.kill)
+            for i in range(100):  # events keep coming while the database is down
+                await _send(producer, topics.events, users[i % 10], 2_000)
+
+            async def paused_on_outage() -> bool:
+                return (await points_stats(url)).get("outage_retries", 0) >= 3
+
+            await eventually(paused_on_outage)
+            health = await _get(f"{url}/health")
+            assert health.status_code == 503
+            assert health.json()["dependencies"]["mariadb"] == "down"
+            assert "mariadb" in health.json()["reasons"]
+            assert (await _get(f"{url}/health/live")).status_code == 200
+            await asyncio.to_thread(mariadb.start)
+
+            async def all_applied() -> bool:
+                return await points_of(pool, users) == {u: 50 + 200 for u in users}
+
+            await eventually(all_applied, timeout=120)
+            among = ", ".join(["%s"] * len(users))
+            [(entries,)] = await query(
+                pool, f"SELECT COUNT(*) FROM points_entries WHERE user_id IN ({among})", *users
+            )
+            assert entries == 150
+            assert (await _get(f"{url}/health")).status_code == 200
+    finally:
+        await producer.stop()
+        await db.close_pool(pool)
+    assert await read_all(KAFKA, topics.dead_letters) == []
+
+
+async def test_payments_succeed_right_after_mariadb_restarts(mariadb):
+    async with running_payment_app(mysql_port=mariadb.port, mysql_pool_max=20) as app:
+        users = [await app.new_wallet(balance=1_000_000) for _ in range(20)]
+        warm = await asyncio.gather(*(app.pay(u, 100) for u in users))  # fills the pool
+        assert {a.status_code for a in warm} == {201}
+        await asyncio.to_thread(mariadb.kill)
+        down = await app.pay(users[0], 100)
+        assert down.status_code == 503 and down.headers["retry-after"]
+        assert (await app.client.get("/health")).json()["dependencies"]["mariadb"] == "down"
+        await asyncio.to_thread(mariadb.start)
+        after = await asyncio.gather(*(app.pay(u, 100) for u in users))
+        assert [a.status_code for a in after] == [201] * 20, [a.text for a in after]
+        for user in users:
+            assert await app.assert_ledger_consistent(user) == 1_000_000 - 200
+
+
+async def test_payments_succeed_right_after_redis_restarts(redis_server):
+    async with running_payment_app(redis_url=redis_server.url) as app:
+        users = [await app.new_wallet(balance=1_000_000) for _ in range(20)]
+        warm = await asyncio.gather(*(app.pay(u, 100) for u in users * 3))  # many connections
+        assert {a.status_code for a in warm} == {201}
+        await asyncio.to_thread(redis_server.kill)
+        down = await app.pay(users[0], 100)
+        assert (down.status_code, down.json()["code"]) == (503, "DEPENDENCY_UNAVAILABLE")
+        assert (await app.client.get("/health")).json()["dependencies"]["redis"] == "down"
+        await asyncio.to_thread(redis_server.start)
+        after = await asyncio.gather(*(app.pay(u, 100) for u in users * 3))
+        assert [a.status_code for a in after] == [201] * 60, [a.text for a in after][:3]
+        for user in users:
+            assert await app.assert_ledger_consistent(user) == 1_000_000 - 600
