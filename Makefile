@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 .PHONY: help setup lock infra-up infra-down infra-status up down status monitor payment points \
         bank-gateway fake-bank migrate credit test test-unit test-integration test-e2e lint fmt \
         logs bench-hot bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit \
-        load load-threshold bench-audit
+        load load-threshold bench-audit bench-hot-wallet
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -94,6 +94,8 @@ load-threshold: setup ## Raise the rate step by step; the highest that held, cha
 logs: ## Tail the logs of the running services
 	@tail -n 40 .local/logs/*.log
 
+bench-hot-wallet: setup infra-up ## 500 payers on one wallet in-process: every 503 by its cause
+	@$(PY) -m bench.hot_wallet $(BENCH_ARGS)
 bench-hot: setup infra-up ## Hot wallets over HTTP: 150 x 1,000, 500 x 3,000, 64 clients x 1,000 wallets (BENCH_ARGS)
 	@$(PY) -m bench.hot $(BENCH_ARGS)
 bench-lock: setup infra-up ## Lock strategies on one wallet, 150 and 500 payers (table + JSON)

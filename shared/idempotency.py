@@ -133,8 +133,8 @@ class IdempotencyStore:
             yield
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            # gather, not a suppressed await: a cancel of *this* task must still propagate.
+            await asyncio.gather(renewer, return_exceptions=True)
 
     async def _keep_renewing(self, started: Started) -> None:
         while True:
