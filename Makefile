@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
-.PHONY: help setup lock infra-up infra-down infra-status up down status monitor payment points \
+.PHONY: help setup lock infra-up infra-down infra-status up down status monitor dashboard payment points \
         bank-gateway fake-bank migrate credit test test-unit test-integration test-e2e lint fmt \
         logs bench-hot bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit \
         load load-threshold bench-audit bench-hot-wallet
@@ -46,6 +46,8 @@ status: ## Each service with its pid and uptime (supervisord), and the servers
 	@bash scripts/infra.sh status
 	@bash scripts/monitor.sh status
 
+dashboard: setup ## The dashboard's panels over the last DASHBOARD_MINUTES (15) as PNGs in bench/results/
+	@$(PY) -m bench.dashboard $(if $(MINUTES),--minutes $(MINUTES))
 monitor: setup ## Start Prometheus alone (scrapes every service every 5 s; rules in deploy/prometheus)
 	@bash scripts/monitor.sh up
 

@@ -185,9 +185,15 @@ async def steady_load(
 
 
 @contextlib.contextmanager
-def services(run: Run, replicas: int) -> Iterator[tuple[list[int], dict[str, int]]]:
-    """The payment service replicas and the points service: payment ports, and all pids."""
-    free = ports("points", *(f"payment {n + 1}" for n in range(replicas)))
+def services(
+    run: Run, replicas: int, fixed: dict[str, int] | None = None
+) -> Iterator[tuple[list[int], dict[str, int]]]:
+    """The payment service replicas and the points service: payment ports, and all pids.
+
+    `fixed` ports ("points", "payment 1") replace free ones, so that a running Prometheus
+    (make monitor) scrapes the benchmark's services and make dashboard can draw them.
+    """
+    free = {**ports("points", *(f"payment {n + 1}" for n in range(replicas))), **(fixed or {})}
     shared_env = {
         "REDIS_URL": bench_redis_url(),
         "EVENTS_TOPIC": run.events_topic,
@@ -290,7 +296,12 @@ async def commit_to_points(run: Run, args: argparse.Namespace) -> list[Measured]
     await credit_wallets(settings, args.users)
     pool = await db.create_pool(settings, PAYMENT_DB)
     try:
-        with services(run, args.replicas) as (payment_ports, service_pids):
+        fixed = {
+            name: port
+            for name, port in (("payment 1", args.payment_port), ("points", args.points_port))
+            if port
+        }
+        with services(run, args.replicas, fixed) as (payment_ports, service_pids):
             pids = {**service_pids, "load generator": os.getpid(), **infra_pids()}
             headers = {"Authorization": f"Bearer {settings.api_keys()[0]}"}
             clients = [
@@ -398,4 +409,6 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=50_000, help="outbox rows to drain")
     parser.add_argument("--batch-size", type=int, default=500, help="the relay's batch size")
     parser.add_argument("--settle-seconds", type=float, default=180, help="give up after this")
+    parser.add_argument("--payment-port", type=int, help="first payment replica's port (free)")
+    parser.add_argument("--points-port", type=int, help="the points service's port (free)")
     asyncio.run(main(parser.parse_args()))

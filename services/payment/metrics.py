@@ -50,6 +50,11 @@ class PaymentMetrics:
         )
         for outcome in PAYMENT_OUTCOMES:
             self.payments.labels(outcome)
+        self.amount = Counter(
+            "mockpay_payments_amount",
+            "Won paid by completed payments (not replays)",
+            registry=registry,
+        )
         self.lock_wait = Histogram(
             "mockpay_lock_wait_seconds",
             "Time to acquire the wallet lock",
@@ -93,10 +98,12 @@ class PaymentMetrics:
             "mockpay_charges_pending", "Charges whose bank outcome is unknown", registry=registry
         )
 
-    def payment_answered(self, status: int, replayed: bool) -> None:
+    def payment_answered(self, status: int, replayed: bool, amount: int = 0) -> None:
         outcome = "replayed" if replayed else OUTCOME_BY_STATUS.get(status)
         if outcome is not None:
             self.payments.labels(outcome).inc()
+        if outcome == "completed":
+            self.amount.inc(amount)
 
     def metered(self, locking: Locking, strategy: str) -> "MeteredLocking":
         return MeteredLocking(locking, self, strategy)

@@ -1,5 +1,6 @@
 """The four services as processes, as `make up` runs them, talked to over HTTP."""
 
+import json
 import os
 import uuid
 
@@ -8,12 +9,14 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from bench.dashboard import DASHBOARD, panels, render
 from services.bank_gateway.settings import FakeBankSettings, GatewaySettings
 from services.payment.settings import PaymentSettings
 from services.points.dlt import read_all
 from shared.tracing import TraceParent
 from testkit.processes import LOGS
 from testkit.waiting import eventually, eventually_blocking
+from tests.dashboard import SUFFIXES, metric_names
 from tests.e2e.four_services import four_services
 from tests.integration.events_harness import Topics
 from tests.monitoring import ALERTS, prometheus, query
@@ -68,6 +71,7 @@ EVERY_SERVICE = {"process_cpu_seconds_total", "process_resident_memory_bytes"}
 CONTRACT_METRICS = {
     "payment": {
         "mockpay_payments_total": {"outcome"},
+        "mockpay_payments_amount_total": set(),
         "mockpay_lock_wait_seconds_bucket": {"strategy", "le"},
         "mockpay_lock_held_seconds_bucket": {"strategy", "le"},
         "mockpay_lock_timeouts_total": set(),
@@ -235,6 +239,9 @@ def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_
                 return bool(query(url, 'ALERTS{alertname="MockPayBreakerOpen"}'))
 
             eventually_blocking(alert_pending, timeout=15, interval=0.5, message="no alert")
+            drawn = render(url, minutes=2, out=tmp_path)
+            assert len(drawn) == len(panels(json.loads(DASHBOARD.read_text()))) + 1
+            assert all(path.stat().st_size > 1000 for path in drawn)
         finally:
             httpx.put(f"{system['bank']}/faults", json={"error_rate": 0.0}, headers=admin)
             httpx.put(
@@ -307,3 +314,24 @@ async def test_one_trace_id_follows_a_payment_from_http_to_points_and_the_dlt(sy
 def trace_of(headers: list[tuple[str, bytes]]) -> str | None:
     trace = TraceParent.parse(dict(headers).get("traceparent"))
     return trace.trace_id if trace is not None else None
+
+
+# ---------------------------------------------------------------- dashboard (deploy/grafana)
+
+
+def test_every_metric_the_dashboard_reads_is_exposed_by_a_running_service(system):
+    pay_once(system["payment"])
+
+    def exposed() -> set[str]:
+        names = set()
+        for service in ("payment", "gateway", "points", "bank"):
+            for sample in scrape(system[service]):
+                names.add(sample.name)
+                names.update(sample.name.removesuffix(s) for s in SUFFIXES)
+        return names
+
+    wanted = {name for name in metric_names() if ":" not in name}
+    eventually_blocking(
+        lambda: wanted <= exposed(), timeout=30, interval=0.5, message="metrics missing"
+    )
+    assert wanted <= exposed(), wanted - exposed()

@@ -1,5 +1,6 @@
 """The Prometheus configuration and rules pass promtool; Prometheus survives a kill -9."""
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from testkit.waiting import eventually_blocking
+from tests.dashboard import expressions, metric_names
 from tests.monitoring import ALERTS, REPO, monitor, prometheus
 
 CONFIG = REPO / "deploy" / "prometheus"
@@ -63,3 +65,21 @@ def test_prometheus_killed_by_pid_comes_back_with_its_rules(tmp_path):
         rules = httpx.get(f"{url}/api/v1/rules", params={"type": "alert"}, timeout=5).json()
         loaded = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
         assert loaded == set(ALERTS)
+
+
+def test_every_dashboard_expression_parses(tmp_path):
+    exprs = expressions()
+    assert len(exprs) >= 15
+    rules = tmp_path / "dashboard_rules.yml"
+    lines = ["groups:", "  - name: dashboard", "    rules:"]
+    for index, expr in enumerate(exprs):
+        lines += [f"      - record: dashboard:panel_{index}", f"        expr: {json.dumps(expr)}"]
+    rules.write_text("\n".join(lines) + "\n")
+    checked = promtool("check", "rules", str(rules))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_recorded_series_the_dashboard_reads_is_a_recording_rule():
+    recorded = {name for name in metric_names() if ":" in name}
+    rules = set(re.findall(r"record: (\S+)", (CONFIG / "rules.yml").read_text()))
+    assert recorded and recorded <= rules

@@ -145,5 +145,8 @@ async def test_lock_waits_holds_timeouts_and_lost_leases_are_counted(registry):
 )
 def test_a_payment_answer_counts_under_its_outcome(registry, status, replayed, outcome):
     metrics = PaymentMetrics(registry)
-    metrics.payment_answered(status, replayed)
-    assert value(scraped(registry), "mockpay_payments_total", outcome=outcome) == 1
+    metrics.payment_answered(status, replayed, amount=700)
+    samples = scraped(registry)
+    assert value(samples, "mockpay_payments_total", outcome=outcome) == 1
+    paid = 700 if outcome == "completed" else 0
+    assert value(samples, "mockpay_payments_amount_total") == paid

@@ -77,7 +77,8 @@ async def create_payment(
         return 201, payment_body(result.payment), result.replayed
 
     body_fingerprint = fingerprint({"user_id": request.user_id, "amount": request.amount})
-    return await counted(metrics, run_once(store, request.order_id, body_fingerprint, pay))
+    answer = run_once(store, request.order_id, body_fingerprint, pay)
+    return await counted(metrics, answer, request.amount)
 
 
 @payments.post("/wallets/{user_id}/charges", status_code=201, response_model=ChargeBody)
@@ -124,7 +125,9 @@ async def cancel_payment(
     return JsonResponse(payment_body(cancelled))
 
 
-async def counted(metrics: PaymentMetrics, answer: Awaitable[JsonResponse]) -> JsonResponse:
+async def counted(
+    metrics: PaymentMetrics, answer: Awaitable[JsonResponse], amount: int
+) -> JsonResponse:
     """Count and log a payment request's outcome, whether it answered or raised."""
     try:
         response = await answer
@@ -133,6 +136,6 @@ async def counted(metrics: PaymentMetrics, answer: Awaitable[JsonResponse]) -> J
         log.info("payment answered %d: %s", status_of(exc), type(exc).__name__)
         raise
     replayed = "idempotent-replayed" in response.headers
-    metrics.payment_answered(response.status_code, replayed)
+    metrics.payment_answered(response.status_code, replayed, amount)
     log.info("payment answered %d%s", response.status_code, " (replayed)" if replayed else "")
     return response
