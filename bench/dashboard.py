@@ -78,7 +78,7 @@ def draw(axes: Axes, panel: Panel, series: list[tuple[str, list[datetime], list[
         axes.plot(mdates.date2num(times), values, label=label, linewidth=1.2)
     if not series:
         axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     axes.tick_params(labelsize=7)
     axes.set_ylabel(panel.unit, fontsize=7)
     axes.grid(alpha=0.3)
@@ -113,7 +113,7 @@ def render(url: str, minutes: float, out: Path) -> list[Path]:
     for spare in range(len(all_panels), rows * COLUMNS):
         grid[spare // COLUMNS][spare % COLUMNS].axis("off")
     overview.suptitle(f"Mock-Pay, last {minutes:g} min to {datetime.now(UTC):%H:%M} UTC")
-    overview.tight_layout()
+    overview.tight_layout(rect=(0, 0, 1, 0.97))
     overview_path = out / "overview.png"
     overview.savefig(overview_path, dpi=60)
     plt.close(overview)

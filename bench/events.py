@@ -198,13 +198,13 @@ def services(
         "REDIS_URL": bench_redis_url(),
         "EVENTS_TOPIC": run.events_topic,
         "DEAD_LETTER_TOPIC": run.dead_letter_topic,
+        "POINTS_GROUP_ID": f"bench-points-{run.tag}",  # payment exports this group's lag too
         "LOG_LEVEL": "WARNING",
     }
     points_env = {
         **shared_env,
         "POINTS_PORT": str(free.pop("points")),
         "POINTS_MYSQL_DATABASE": POINTS_DB,
-        "POINTS_GROUP_ID": f"bench-points-{run.tag}",
     }
     with contextlib.ExitStack() as stack:
         pids = {}
