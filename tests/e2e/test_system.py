@@ -238,7 +238,7 @@ def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_
             def alert_pending() -> bool:
                 return bool(query(url, 'ALERTS{alertname="MockPayBreakerOpen"}'))
 
-            eventually_blocking(alert_pending, timeout=15, interval=0.5, message="no alert")
+            eventually_blocking(alert_pending, timeout=60, interval=0.5, message="no alert")
             drawn = render(url, minutes=2, out=tmp_path)
             assert len(drawn) == len(panels(json.loads(DASHBOARD.read_text()))) + 1
             assert all(path.stat().st_size > 1000 for path in drawn)
