@@ -37,7 +37,7 @@ from services.payment.bootstrap import operator_payments
 from services.payment.domain.commands import CreditWallet
 from services.payment.settings import PaymentSettings
 from shared import db
-from shared.kafka import TopicSpec, ensure_topics
+from shared.kafka import ensure_topics, topic_specs
 from shared.redis_client import create_redis
 from testkit.processes import ports, service_process
 
@@ -362,10 +362,7 @@ async def main(args: argparse.Namespace) -> None:
     bootstrap_servers = run.payment_settings().kafka_bootstrap_servers
     rates = ", ".join(f"{rate:g}/s" for rate in args.rates)
     settings = run.payment_settings()
-    specs = [
-        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-        for name in run.topics()
-    ]
+    specs = topic_specs(settings, *run.topics())
     await ensure_topics(bootstrap_servers, specs)  # early, so leaders are settled when used
     try:
         print(f"commit→points: {rates}, {args.seconds:g} s each, {args.users} users ...")

@@ -19,7 +19,7 @@ from services.payment.settings import PaymentSettings
 from shared import db
 from shared.clock import iso, utcnow
 from shared.events import PAYMENT_COMPLETED, PaymentEvent
-from shared.kafka import TopicSpec, ensure_topics
+from shared.kafka import ensure_topics, topic_specs
 
 
 def backlog_rows(topic: str, count: int) -> Iterator[tuple[object, ...]]:
@@ -71,7 +71,7 @@ async def drain(
         await fill_outbox(pool, topic, backlog)
         await ensure_topics(
             settings.kafka_bootstrap_servers,
-            [TopicSpec(topic, settings.kafka_topic_partitions, settings.kafka_replication_factor)],
+            topic_specs(settings, topic),
         )
         before = await end_offsets(settings.kafka_bootstrap_servers, topic)
         workers = [build_relay(settings, pool) for _ in range(relays)]

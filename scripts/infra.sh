@@ -7,6 +7,10 @@
 #   scripts/infra.sh kafka-up|kafka-down|mariadb-up|mariadb-down|redis-up|redis-down
 #       one server alone: tests run servers of their own (MOCKPAY_STATE_DIR and the port
 #       set) and kill and restart them by pid
+#   scripts/infra.sh kafka-node-up N       (start node N of the cluster again, and wait)
+#   scripts/infra.sh lock-nodes-up|lock-nodes-down|lock-node-up N
+#
+# KAFKA_BROKERS=3 runs a 3-node Kafka cluster, LOCK_REDIS_NODES=3 three Redis lock nodes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,12 +30,17 @@ KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
 MARIADB_BUFFER_POOL=${MARIADB_BUFFER_POOL:-256M}
+KAFKA_BROKERS=${KAFKA_BROKERS:-1}
+KAFKA_STOP_SECONDS=${KAFKA_STOP_SECONDS:-30}
+LOCK_REDIS_NODES=${LOCK_REDIS_NODES:-1}
+LOCK_REDIS_BASE_PORT=${LOCK_REDIS_BASE_PORT:-6380}
 INFRA_WAIT_SECONDS=${INFRA_WAIT_SECONDS:-90}
 DATABASES=${MOCKPAY_DATABASES:-"mockpay_payment mockpay_points mockpay_payment_test mockpay_points_test mockpay_bench"}
 
 MARIADB_DIR=$STATE/mariadb
 REDIS_DIR=$STATE/redis
 KAFKA_DIR=$STATE/kafka
+KAFKA_CLUSTER_DIR=$STATE/kafka-cluster
 KAFKA_LIBS=${KAFKA_LIBS:-$ROOT/.local/kafka-libs}
 
 # ---------------------------------------------------------------- packages
@@ -140,81 +149,224 @@ redis_up() {
 
 redis_down() { stop_pidfile redis "$REDIS_DIR/redis.pid"; }
 
+# ---------------------------------------------------------------- Redis lock nodes
+
+# LOCK_REDIS_NODES=3: independent Redis servers that hold locks only (the quorum lock needs a
+# majority of them); with 1 (the default) locks live on the main Redis and none start here.
+lock_node_port() { echo $(( LOCK_REDIS_BASE_PORT + $1 - 1 )); }
+
+lock_nodes_up() {
+  [ "$LOCK_REDIS_NODES" -gt 1 ] || return 0
+  local i
+  for i in $(seq 1 "$LOCK_REDIS_NODES"); do lock_node_up "$i"; done
+}
+
+lock_node_up() {
+  local i=$1 port dir
+  port=$(lock_node_port "$i")
+  dir=$STATE/redis-lock/node-$i
+  if port_open "$REDIS_HOST" "$port"; then
+    log "redis lock node $i: already answering on $REDIS_HOST:$port"
+    return 0
+  fi
+  mkdir -p "$dir"
+  log "redis lock node $i: starting on $REDIS_HOST:$port"
+  redis-server --bind "$REDIS_HOST" --port "$port" --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+    --appendonly yes --appendfsync everysec --save "" --protected-mode yes
+  wait_for "redis lock node $i" "$INFRA_WAIT_SECONDS" redis-cli -h "$REDIS_HOST" -p "$port" ping
+}
+
+# Whatever LOCK_REDIS_NODES says now: stop every lock node a pid file says we started.
+lock_nodes_down() {
+  local pidfile
+  for pidfile in "$STATE"/redis-lock/node-*/redis.pid; do
+    [ -f "$pidfile" ] || continue
+    stop_pidfile "redis lock $(basename "$(dirname "$pidfile")")" "$pidfile"
+  done
+}
+
 # ---------------------------------------------------------------- Kafka (KRaft)
 
+# KAFKA_BROKERS=1: one broker+controller in $STATE/kafka, as always. KAFKA_BROKERS=3: three
+# broker+controller nodes forming a 3-voter quorum in $STATE/kafka-cluster/node-N; node N
+# listens on KAFKA_PORT+2(N-1) and its controller on KAFKA_CONTROLLER_PORT+2(N-1), so the
+# defaults give 9092/9094/9096 and 9093/9095/9097.
+kafka_node_port() { echo $(( KAFKA_PORT + 2 * ($1 - 1) )); }
+kafka_node_controller_port() { echo $(( KAFKA_CONTROLLER_PORT + 2 * ($1 - 1) )); }
+kafka_node_dir() {
+  if [ "$KAFKA_BROKERS" -eq 1 ]; then echo "$KAFKA_DIR"; else echo "$KAFKA_CLUSTER_DIR/node-$1"; fi
+}
+kafka_bootstrap() {
+  local i list=""
+  for i in $(seq 1 "$KAFKA_BROKERS"); do list+="${list:+,}$KAFKA_HOST:$(kafka_node_port "$i")"; done
+  echo "$list"
+}
+kafka_voters() {
+  local i list=""
+  for i in $(seq 1 "$KAFKA_BROKERS"); do
+    list+="${list:+,}$i@$KAFKA_HOST:$(kafka_node_controller_port "$i")"
+  done
+  echo "$list"
+}
+
+# The jars are fetched once per version of infra/kafka/pom.xml: .complete holds the pom's
+# checksum, so a changed pom (a new dependency) fetches again, adding to what is there.
 kafka_libs() {
-  if [ -f "$KAFKA_LIBS/.complete" ]; then return 0; fi
-  log "kafka: assembling the broker's jars from Maven Central (once)"
-  mkdir -p "$KAFKA_LIBS"
+  local pom_sum
+  pom_sum=$(cksum < infra/kafka/pom.xml | cut -d' ' -f1)
+  if [ "$(cat "$KAFKA_LIBS/.complete" 2>/dev/null)" = "$pom_sum" ]; then return 0; fi
+  log "kafka: assembling the broker's jars from Maven Central (once per pom version)"
+  mkdir -p "$KAFKA_LIBS" "$STATE"
   mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies \
     -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime >"$STATE/mvn.log" 2>&1 \
     || die "maven could not fetch Kafka's jars, see $STATE/mvn.log"
-  touch "$KAFKA_LIBS/.complete"
+  echo "$pom_sum" > "$KAFKA_LIBS/.complete"
 }
 
-KAFKA_JVM=(java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC
-  -Dlog4j.configuration="file:$ROOT/infra/kafka/log4j.properties"
-  -Dkafka.logs.dir="$KAFKA_DIR/logs" -cp "$KAFKA_LIBS/*")
+# kafka_jvm DIR: sets JVM to the java command line of a Kafka process logging under DIR/logs.
+kafka_jvm() {
+  JVM=(java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC
+    -Dlog4j.configuration="file:$ROOT/infra/kafka/log4j.properties"
+    -Dkafka.logs.dir="$1/logs" -cp "$KAFKA_LIBS/*")
+}
+
+# kafka_tool CLASS ARGS...: one of Kafka's command-line tools, with a small heap.
+kafka_tool() {
+  java -Xmx256m -Dlog4j.configuration="file:$ROOT/infra/kafka/tools-log4j.properties" \
+    -cp "$KAFKA_LIBS/*" "$@"
+}
+
+kafka_cluster_id() {
+  local file=$KAFKA_CLUSTER_DIR/cluster.id
+  if [ "$KAFKA_BROKERS" -eq 1 ]; then file=$KAFKA_DIR/cluster.id; fi
+  if [ ! -s "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    kafka_tool kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 > "$file"
+  fi
+  cat "$file"
+}
 
 kafka_up() {
-  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
-    log "kafka: already answering on $KAFKA_HOST:$KAFKA_PORT"
+  kafka_libs
+  local i
+  for i in $(seq 1 "$KAFKA_BROKERS"); do kafka_node_start "$i"; done
+  for i in $(seq 1 "$KAFKA_BROKERS"); do
+    wait_for "kafka node $i" "$INFRA_WAIT_SECONDS" kafka_node_ready "$i"
+  done
+}
+
+# kafka_node_start N: format node N's storage once, then start it (without waiting: the nodes
+# of a quorum only become ready together).
+kafka_node_start() {
+  local i=$1 port cport dir replication min_isr
+  port=$(kafka_node_port "$i")
+  cport=$(kafka_node_controller_port "$i")
+  dir=$(kafka_node_dir "$i")
+  if port_open "$KAFKA_HOST" "$port"; then
+    log "kafka node $i: already answering on $KAFKA_HOST:$port"
     return 0
   fi
-  kafka_libs
-  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  sed -e "s#@HOST@#$KAFKA_HOST#g" -e "s#@PORT@#$KAFKA_PORT#g" \
-      -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" -e "s#@DATA@#$KAFKA_DIR/data#g" \
-      infra/kafka/server.properties > "$KAFKA_DIR/server.properties"
-  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
-    log "kafka: formatting storage"
-    local cluster_id
-    cluster_id=$("${KAFKA_JVM[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-    "${KAFKA_JVM[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
-      -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/format.log" 2>&1 \
-      || die "kafka storage format failed, see $KAFKA_DIR/logs/format.log"
+  replication=$(( KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3 ))
+  min_isr=$(( replication >= 3 ? 2 : 1 ))
+  mkdir -p "$dir/data" "$dir/logs"
+  sed -e "s#@HOST@#$KAFKA_HOST#g" -e "s#@PORT@#$port#g" -e "s#@CONTROLLER_PORT@#$cport#g" \
+      -e "s#@DATA@#$dir/data#g" -e "s#@NODE_ID@#$i#g" -e "s#@VOTERS@#$(kafka_voters)#g" \
+      -e "s#@REPLICATION@#${KAFKA_REPLICATION_FACTOR:-$replication}#g" \
+      -e "s#@MIN_ISR@#${KAFKA_MIN_INSYNC_REPLICAS:-$min_isr}#g" \
+      infra/kafka/server.properties > "$dir/server.properties"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    log "kafka node $i: formatting storage"
+    kafka_tool kafka.tools.StorageTool format -t "$(kafka_cluster_id)" \
+      -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 \
+      || die "kafka storage format failed, see $dir/logs/format.log"
   fi
-  log "kafka: starting on $KAFKA_HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)"
-  : >"$KAFKA_DIR/logs/stdout.log"
-  spawn "$KAFKA_DIR/kafka.pid" "$KAFKA_DIR/logs/stdout.log" \
-    "${KAFKA_JVM[@]}" kafka.Kafka "$KAFKA_DIR/server.properties"
-  wait_for "kafka" "$INFRA_WAIT_SECONDS" kafka_ready
+  log "kafka node $i: starting on $KAFKA_HOST:$port (controller $cport)"
+  : >"$dir/logs/stdout.log"
+  kafka_jvm "$dir"
+  spawn "$dir/kafka.pid" "$dir/logs/stdout.log" "${JVM[@]}" kafka.Kafka "$dir/server.properties"
 }
 
-kafka_ready() {
-  port_open "$KAFKA_HOST" "$KAFKA_PORT" && grep -q "Kafka Server started" "$KAFKA_DIR/logs/stdout.log"
+kafka_node_ready() {
+  local dir
+  dir=$(kafka_node_dir "$1")
+  port_open "$KAFKA_HOST" "$(kafka_node_port "$1")" && grep -q "Kafka Server started" "$dir/logs/stdout.log"
 }
 
-kafka_down() { stop_pidfile kafka "$KAFKA_DIR/kafka.pid"; }
+# Whatever KAFKA_BROKERS says now: stop the single broker and every cluster node we started.
+# The nodes of a cluster stop together: stopped one by one, the last would wait for a
+# quorum that is gone before it gives up its partitions. A node still shutting down after
+# KAFKA_STOP_SECONDS is killed; its log is recovered on the next start.
+kafka_down() {
+  local pidfile
+  for pidfile in "$KAFKA_DIR/kafka.pid" "$KAFKA_CLUSTER_DIR"/node-*/kafka.pid; do
+    [ -f "$pidfile" ] || continue
+    stop_pidfile "kafka $(basename "$(dirname "$pidfile")")" "$pidfile" "$KAFKA_STOP_SECONDS" &
+  done
+  wait
+}
+
+# The controller quorum's leader and the under-replicated partitions, as Kafka's own admin
+# commands report them (the same classes as kafka-metadata-quorum.sh and kafka-topics.sh).
+kafka_cluster_status() {
+  local bootstrap leader under
+  bootstrap=$(kafka_bootstrap)
+  leader=$(kafka_tool org.apache.kafka.tools.MetadataQuorumCommand \
+    --bootstrap-server "$bootstrap" describe --status 2>/dev/null | awk -F': *' '$1=="LeaderId" {print $2}')
+  printf '%-17s %s\n' "quorum leader" "node ${leader:-unknown: no majority of controllers answers}"
+  under=$(kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+    --describe --under-replicated-partitions 2>/dev/null | grep -c 'Partition:' || true)
+  printf '%-17s %s\n' "under-replicated" "${under:-unknown} partition(s)"
+  if [ "${under:-0}" != 0 ]; then
+    kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+      --describe --under-replicated-partitions 2>/dev/null | sed 's/^/  /'
+  fi
+}
 
 # ---------------------------------------------------------------- commands
 
+line() {
+  local name=$1 host=$2 port=$3 state
+  if port_open "$host" "$port"; then state=up; else state=down; fi
+  printf '%-17s %-5s %s:%s\n' "$name" "$state" "$host" "$port"
+}
+
 status() {
-  local name host port
-  while read -r name host port; do
-    if port_open "$host" "$port"; then
-      printf '%-8s up    %s:%s\n' "$name" "$host" "$port"
-    else
-      printf '%-8s down  %s:%s\n' "$name" "$host" "$port"
-    fi
-  done <<EOF
-mariadb $MYSQL_HOST $MYSQL_PORT
-redis $REDIS_HOST $REDIS_PORT
-kafka $KAFKA_HOST $KAFKA_PORT
-EOF
+  local i
+  line mariadb "$MYSQL_HOST" "$MYSQL_PORT"
+  line redis "$REDIS_HOST" "$REDIS_PORT"
+  if [ "$LOCK_REDIS_NODES" -gt 1 ]; then
+    for i in $(seq 1 "$LOCK_REDIS_NODES"); do
+      line "redis-lock-$i" "$REDIS_HOST" "$(lock_node_port "$i")"
+    done
+  fi
+  if [ "$KAFKA_BROKERS" -eq 1 ]; then
+    line kafka "$KAFKA_HOST" "$KAFKA_PORT"
+  else
+    for i in $(seq 1 "$KAFKA_BROKERS"); do
+      line "kafka-node-$i" "$KAFKA_HOST" "$(kafka_node_port "$i")"
+    done
+    kafka_cluster_status
+  fi
 }
 
 case "${1:-}" in
   packages) ensure_packages ;;
   test-packages) ensure_test_packages ;;
-  up) ensure_packages; ensure_env; load_env; mariadb_up; redis_up; kafka_up; status ;;
-  down) kafka_down; redis_down; mariadb_down ;;
+  up) ensure_packages; ensure_env; load_env; mariadb_up; redis_up; lock_nodes_up; kafka_up; status ;;
+  down) kafka_down; lock_nodes_down; redis_down; mariadb_down ;;
   kafka-up) ensure_packages; kafka_up ;;
   kafka-down) kafka_down ;;
   mariadb-up) ensure_packages; ensure_env; load_env; mariadb_up ;;
   mariadb-down) mariadb_down ;;
   redis-up) ensure_packages; redis_up ;;
   redis-down) redis_down ;;
+  kafka-node-up)
+    kafka_node_start "${2:?node number}"
+    wait_for "kafka node $2" "$INFRA_WAIT_SECONDS" kafka_node_ready "$2" ;;
+  lock-nodes-up) ensure_packages; lock_nodes_up ;;
+  lock-nodes-down) lock_nodes_down ;;
+  lock-node-up) lock_node_up "${2:?node number}" ;;
   status) status ;;
-  *) die "usage: $0 up|down|status|packages|test-packages|{kafka,mariadb,redis}-{up,down}" ;;
+  *) die "usage: $0 up|down|status|packages|test-packages|{kafka,mariadb,redis}-{up,down}|kafka-node-up N|lock-nodes-up|lock-nodes-down|lock-node-up N" ;;
 esac

@@ -52,14 +52,15 @@ spawn() {
   done
 }
 
-# stop_pidfile NAME PIDFILE: stop the process whose pid the file holds, and wait for it.
+# stop_pidfile NAME PIDFILE [SECONDS]: stop the process whose pid the file holds, and wait
+# for it; after SECONDS (default 60) it is killed.
 stop_pidfile() {
-  local name=$1 pidfile=$2 pid deadline
+  local name=$1 pidfile=$2 seconds=${3:-60} pid deadline
   [ -f "$pidfile" ] || { log "$name: not started by us"; return 0; }
   pid=$(cat "$pidfile")
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill "$pid"
-    deadline=$(( $(date +%s) + 60 ))
+    deadline=$(( $(date +%s) + seconds ))
     while kill -0 "$pid" 2>/dev/null; do
       if [ "$(date +%s)" -ge "$deadline" ]; then kill -9 "$pid" 2>/dev/null || true; break; fi
       sleep 0.2

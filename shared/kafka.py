@@ -18,14 +18,34 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int
+    min_insync_replicas: int = 1
+
+    def new_topic(self) -> NewTopic:
+        # An out-of-sync replica never becomes leader: with acks=all and min.insync.replicas,
+        # an acknowledged event survives the loss of any one broker.
+        configs = {
+            "min.insync.replicas": str(self.min_insync_replicas),
+            "unclean.leader.election.enable": "false",
+        }
+        return NewTopic(self.name, self.partitions, self.replication_factor, topic_configs=configs)
+
+
+def topic_specs(settings: ServiceSettings, *names: str) -> list[TopicSpec]:
+    """The service's topics as the settings size them (partitions, replicas, in-sync minimum)."""
+    return [
+        TopicSpec(
+            name,
+            settings.kafka_topic_partitions,
+            settings.topic_replication_factor,
+            settings.topic_min_insync_replicas,
+        )
+        for name in names
+    ]
 
 
 def event_topics(settings: ServiceSettings) -> list[TopicSpec]:
     """The payment events topic and its dead-letter topic, as the settings name them."""
-    return [
-        TopicSpec(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-        for name in (settings.events_topic, settings.dead_letter_topic)
-    ]
+    return topic_specs(settings, settings.events_topic, settings.dead_letter_topic)
 
 
 async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None:
@@ -34,11 +54,7 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor)
-            for t in topics
-            if t.name not in existing
-        ]
+        missing = [t.new_topic() for t in topics if t.name not in existing]
         if missing:
             # Another process may create one between our list and our create.
             with contextlib.suppress(TopicAlreadyExistsError):

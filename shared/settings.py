@@ -1,8 +1,9 @@
 """The settings every service shares; each service subclasses ServiceSettings once."""
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.logs import LogFormat
@@ -51,9 +52,34 @@ class ServiceSettings(BaseServiceSettings):
     redis_retry_backoff_seconds: float = 0.05
     redis_retry_backoff_max_seconds: float = 1.0
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # KAFKA_BROKERS nodes listen on KAFKA_PORT, +2, +4 (scripts/infra.sh starts them so);
+    # unless KAFKA_BOOTSTRAP_SERVERS names the brokers, clients are given all of them.
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_brokers: int = 1
+    kafka_bootstrap_servers: str = ""
     events_topic: str = "payment.events"
     dead_letter_topic: str = "payment.events.DLT"
     points_group_id: str = "mockpay-points"  # payment watches this group's lag too
     kafka_topic_partitions: int = 6
-    kafka_replication_factor: int = 1
+    # Unset: 3 replicas with 3+ brokers (a write needs 2 of them), 1 with a single broker.
+    kafka_replication_factor: int | None = None
+    kafka_min_insync_replicas: int | None = None
+
+    @model_validator(mode="after")
+    def _kafka_cluster(self) -> Self:
+        if not self.kafka_bootstrap_servers:
+            self.kafka_bootstrap_servers = ",".join(
+                f"{self.kafka_host}:{self.kafka_port + 2 * n}" for n in range(self.kafka_brokers)
+            )
+        return self
+
+    @property
+    def topic_replication_factor(self) -> int:
+        return self.kafka_replication_factor or min(self.kafka_brokers, 3)
+
+    @property
+    def topic_min_insync_replicas(self) -> int:
+        if self.kafka_min_insync_replicas:
+            return self.kafka_min_insync_replicas
+        return 2 if self.topic_replication_factor >= 3 else 1

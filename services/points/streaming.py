@@ -79,7 +79,7 @@ def create_faust_app(
         store="memory://",
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.kafka_topic_partitions,
-        topic_replication_factor=settings.kafka_replication_factor,
+        topic_replication_factor=settings.topic_replication_factor,
         broker_commit_interval=settings.points_commit_interval_seconds,
         producer_acks=-1,
         broker_session_timeout=settings.points_session_timeout_seconds,

@@ -120,6 +120,7 @@ class PrivateKafka:
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(free_port()),
             "KAFKA_HEAP": "256m",
+            "KAFKA_BROKERS": "1",
         }
         self.bootstrap = f"127.0.0.1:{self.port}"
 
