@@ -7,7 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.processes import REPO
+from testkit.processes import REPO
 
 
 def free_port_run(length: int, attempts: int = 50) -> int:

@@ -5,7 +5,6 @@ and the broker started again catches up."""
 import asyncio
 import contextlib
 import os
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -17,14 +16,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from services.payment.adapters import outbox
 from services.payment.bootstrap import MIGRATIONS, build_relay
 from services.payment.relay import OutboxRelay
 from services.payment.settings import PaymentSettings
 from shared import db
+from shared.clock import iso, utcnow
 from shared.events import PAYMENT_COMPLETED, PaymentEvent
 from shared.kafka import ensure_topics, topic_specs
+from testkit.waiting import eventually
 from tests.integration.cluster_harness import KafkaCluster
-from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -107,26 +108,22 @@ class Outbox:
         self.written: list[str] = []
 
     async def write(self, count: int) -> None:
+        now = utcnow()
         rows = []
         for _ in range(count):
             event = PaymentEvent(
                 event_id=str(uuid.uuid4()),
                 event_type=PAYMENT_COMPLETED,
-                occurred_at=PaymentEvent.now(),
+                occurred_at=iso(now),
                 payment_id=str(uuid.uuid4()),
                 order_id=f"ha-{uuid.uuid4().hex}",
                 user_id=f"user-{len(self.written) % 17}",
                 amount=1000,
             )
-            rows.append((event.event_id, self.topic, event.user_id, event.event_type,
-                         event.to_bytes(), time.time()))  # fmt: skip
+            rows.append(outbox.insert_values(self.topic, event, now))
             self.written.append(event.event_id)
         async with self.pool.acquire() as conn, conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, FROM_UNIXTIME(%s))",
-                rows,
-            )
+            await cur.executemany(outbox.INSERT, rows)
             await conn.commit()
 
 

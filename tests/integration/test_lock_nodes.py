@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from testkit.waiting import eventually
 from tests.integration.cluster_harness import LockNodes
-from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

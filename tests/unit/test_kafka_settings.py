@@ -1,5 +1,7 @@
 """KAFKA_BROKERS sizes what clients are given: the bootstrap list and the topics' replicas."""
 
+from typing import Any
+
 import pytest
 
 from shared.kafka import topic_specs
@@ -13,8 +15,8 @@ def no_kafka_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def settings(**values: object) -> ServiceSettings:
-    return ServiceSettings(_env_file=None, mysql_password="unused", **values)  # type: ignore[call-arg]
+def settings(**values: Any) -> ServiceSettings:
+    return ServiceSettings(_env_file=None, mysql_password="unused", **values)
 
 
 def test_one_broker_by_default_with_one_replica_as_before():
