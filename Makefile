@@ -100,7 +100,8 @@ bench-hot-wallet: setup infra-up ## 500 payers on one wallet in-process: every 5
 	@$(PY) -m bench.hot_wallet $(BENCH_ARGS)
 bench-hot: setup infra-up ## Hot wallets over HTTP: 150 x 1,000, 500 x 3,000, 64 clients x 1,000 wallets (BENCH_ARGS)
 	@$(PY) -m bench.hot $(BENCH_ARGS)
-bench-lock: setup infra-up ## Lock strategies on one wallet, 150 and 500 payers (table + JSON)
+bench-lock: setup infra-up ## Lock strategies on one wallet, 150 and 500 payers, 1 and 3 lock nodes
+	@LOCK_REDIS_NODES=3 bash scripts/infra.sh lock-nodes-up
 	@$(PY) -m bench.lock
 bench-bank: setup ## Gateway overhead and open-circuit rejection latency (table + JSON)
 	@$(PY) -m bench.bank

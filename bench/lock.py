@@ -8,7 +8,8 @@ queued debits of one wallet applied in one transaction per lock hold (service_la
 batching.py), one read, one write and one commit per batch. Each is compared with the
 database's own ceiling: a serial loop of one conditional UPDATE + COMMIT. Redis commands are
 counted from INFO commandstats deltas: script calls (EVALSHA/EVAL, each once), SET (the
-polling lock's acquire), SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
+polling lock's acquire), SUBSCRIBE, UNSUBSCRIBE and PUBLISH; for the quorum lock they are
+summed over its three nodes (LOCK_REDIS_BASE_PORT and up, started by `make bench-lock`).
 """
 
 import argparse
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import aiomysql
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from bench.report import percentile, print_table, write_json
 from services.payment.service_layer.batching import Batcher
@@ -71,16 +74,21 @@ class Strategy:
     name: str
     pay: Callable[[int], Awaitable[None]]  # payer index -> one payment
     close: Callable[[], Awaitable[None]] | None = None
+    on_lock_nodes: bool = False  # its Redis commands go to the quorum's nodes
 
 
-def strategies(pool: aiomysql.Pool, redis: Redis) -> list[Callable[[], Strategy]]:
+def strategies(
+    pool: aiomysql.Pool, redis: Redis, lock_nodes: list[Redis]
+) -> list[Callable[[], Strategy]]:
     async def with_conn(debit: Debit) -> None:
         async with pool.acquire() as conn:
             await debit(conn)
 
-    def pubsub_lock(name: str, replicas: int, local_queue: bool) -> Callable[[], Strategy]:
+    def pubsub_lock(
+        name: str, replicas: int, local_queue: bool, on: Redis | list[Redis] = redis
+    ) -> Callable[[], Strategy]:
         def make() -> Strategy:
-            services = [LockService(redis, local_queue=local_queue) for _ in range(replicas)]
+            services = [LockService(on, local_queue=local_queue) for _ in range(replicas)]
 
             async def pay(payer: int) -> None:
                 async with services[payer % replicas].hold("bench:wallet:1", wait_time=600):
@@ -90,7 +98,7 @@ def strategies(pool: aiomysql.Pool, redis: Redis) -> list[Callable[[], Strategy]
                 for service in services:
                     await service.close()
 
-            return Strategy(name, pay, close)
+            return Strategy(name, pay, close, on_lock_nodes=on is not redis)
 
         return make
 
@@ -143,6 +151,9 @@ def strategies(pool: aiomysql.Pool, redis: Redis) -> list[Callable[[], Strategy]
         pubsub_lock("pub/sub lock + local queue, 4 replicas", 4, local_queue=True),
         batched_lock("lock + batched debits (service default)", 1),
         batched_lock("lock + batched debits, 4 replicas", 4),
+        pubsub_lock("quorum lock, 3 nodes (Redisson behaviour)", 1, False, lock_nodes),
+        pubsub_lock("quorum lock, 3 nodes + local queue", 1, True, lock_nodes),
+        pubsub_lock("quorum lock, 3 nodes + local queue, 4 replicas", 4, True, lock_nodes),
         polling_lock,
         simple("SELECT ... FOR UPDATE", for_update),
         simple("conditional UPDATE, no lock", conditional_update),
@@ -166,11 +177,13 @@ async def wallet_balance(pool: aiomysql.Pool) -> int:
         return balance
 
 
-async def command_counts(redis: Redis) -> dict[str, int]:
-    stats = await redis.info("commandstats")
-    return {
-        name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in COUNTED_COMMANDS
-    }
+async def command_counts(servers: list[Redis]) -> dict[str, int]:
+    counts = dict.fromkeys(COUNTED_COMMANDS, 0)
+    for server in servers:
+        stats = await server.info("commandstats")
+        for name in COUNTED_COMMANDS:
+            counts[name] += int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+    return counts
 
 
 async def database_ceiling(pool: aiomysql.Pool, payments: int) -> float:
@@ -186,10 +199,16 @@ async def database_ceiling(pool: aiomysql.Pool, payments: int) -> float:
 
 
 async def run_one(
-    make: Callable[[], Strategy], pool: aiomysql.Pool, redis: Redis, payers: int, per_payer: int
+    make: Callable[[], Strategy],
+    pool: aiomysql.Pool,
+    redis: Redis,
+    lock_nodes: list[Redis],
+    payers: int,
+    per_payer: int,
 ) -> dict:
     await reset_wallet(pool)
     strategy = make()
+    servers = lock_nodes if strategy.on_lock_nodes else [redis]
     latencies: list[float] = []
 
     async def payer(index: int) -> None:
@@ -198,11 +217,11 @@ async def run_one(
             await strategy.pay(index)
             latencies.append(time.perf_counter() - started)
 
-    before = await command_counts(redis)
+    before = await command_counts(servers)
     started = time.perf_counter()
     await asyncio.gather(*(payer(i) for i in range(payers)))
     wall = time.perf_counter() - started
-    after = await command_counts(redis)
+    after = await command_counts(servers)
     if strategy.close:
         await strategy.close()
     balance = await wallet_balance(pool)
@@ -226,18 +245,24 @@ async def main(payer_counts: list[int], payments: int, skip_polling: bool) -> No
     settings = ServiceSettings(mysql_pool_max=120)
     pool = await db.create_pool(settings, os.environ.get("BENCH_MYSQL_DATABASE", "mockpay_bench"))
     redis = create_redis(settings, max_connections=1000)
+    lock_nodes = [
+        Redis.from_url(url, retry=Retry(NoBackoff(), 0), max_connections=1000)
+        for url in PaymentSettings(lock_redis_nodes=3).lock_node_urls()
+    ]
     ceiling = await database_ceiling(pool, payments)
     rows: list[dict] = []
     for payers in payer_counts:
         per_payer = max(1, payments // payers)
-        for make in strategies(pool, redis):
+        for make in strategies(pool, redis, lock_nodes):
             if skip_polling and make.__name__ == "polling_lock":
                 continue
-            row = await run_one(make, pool, redis, payers, per_payer)
+            row = await run_one(make, pool, redis, lock_nodes, payers, per_payer)
             row["x_db_ceiling"] = round(row["payments_per_s"] / ceiling, 2)
             rows.append(row)
             print(f"  done: {row['strategy']} with {payers} payers", flush=True)
     await redis.aclose()
+    for node in lock_nodes:
+        await node.aclose()
     await db.close_pool(pool)
     columns = [
         "strategy", "payers", "payments", "wall_s", "payments_per_s", "x_db_ceiling",

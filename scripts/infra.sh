@@ -33,6 +33,7 @@ MARIADB_BUFFER_POOL=${MARIADB_BUFFER_POOL:-256M}
 KAFKA_BROKERS=${KAFKA_BROKERS:-1}
 KAFKA_STOP_SECONDS=${KAFKA_STOP_SECONDS:-30}
 LOCK_REDIS_NODES=${LOCK_REDIS_NODES:-1}
+LOCK_REDIS_HOST=${LOCK_REDIS_HOST:-127.0.0.1}
 LOCK_REDIS_BASE_PORT=${LOCK_REDIS_BASE_PORT:-6380}
 INFRA_WAIT_SECONDS=${INFRA_WAIT_SECONDS:-90}
 DATABASES=${MOCKPAY_DATABASES:-"mockpay_payment mockpay_points mockpay_payment_test mockpay_points_test mockpay_bench"}
@@ -165,16 +166,16 @@ lock_node_up() {
   local i=$1 port dir
   port=$(lock_node_port "$i")
   dir=$STATE/redis-lock/node-$i
-  if port_open "$REDIS_HOST" "$port"; then
-    log "redis lock node $i: already answering on $REDIS_HOST:$port"
+  if port_open "$LOCK_REDIS_HOST" "$port"; then
+    log "redis lock node $i: already answering on $LOCK_REDIS_HOST:$port"
     return 0
   fi
   mkdir -p "$dir"
-  log "redis lock node $i: starting on $REDIS_HOST:$port"
-  redis-server --bind "$REDIS_HOST" --port "$port" --daemonize yes \
+  log "redis lock node $i: starting on $LOCK_REDIS_HOST:$port"
+  redis-server --bind "$LOCK_REDIS_HOST" --port "$port" --daemonize yes \
     --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
     --appendonly yes --appendfsync everysec --save "" --protected-mode yes
-  wait_for "redis lock node $i" "$INFRA_WAIT_SECONDS" redis-cli -h "$REDIS_HOST" -p "$port" ping
+  wait_for "redis lock node $i" "$INFRA_WAIT_SECONDS" redis-cli -h "$LOCK_REDIS_HOST" -p "$port" ping
 }
 
 # Whatever LOCK_REDIS_NODES says now: stop every lock node a pid file says we started.
@@ -337,7 +338,7 @@ status() {
   line redis "$REDIS_HOST" "$REDIS_PORT"
   if [ "$LOCK_REDIS_NODES" -gt 1 ]; then
     for i in $(seq 1 "$LOCK_REDIS_NODES"); do
-      line "redis-lock-$i" "$REDIS_HOST" "$(lock_node_port "$i")"
+      line "redis-lock-$i" "$LOCK_REDIS_HOST" "$(lock_node_port "$i")"
     done
   fi
   if [ "$KAFKA_BROKERS" -eq 1 ]; then

@@ -17,6 +17,8 @@ from pathlib import Path
 import aiomysql
 import httpx
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from services.payment.adapters.bank import GatewayBank
 from services.payment.adapters.outbox import OutboxQueue
@@ -71,9 +73,11 @@ async def open_store(stack: AsyncExitStack, settings: PaymentSettings, migrate: 
     stack.push_async_callback(redis.aclose)
     locks = await stack.enter_async_context(
         LockService(
-            redis,
+            lock_nodes(stack, settings) or redis,
             watchdog_timeout=settings.lock_watchdog_seconds,
             local_queue=settings.lock_local_queue,
+            node_timeout=settings.lock_node_timeout_seconds,
+            drift_factor=settings.lock_clock_drift_factor,
         )
     )
 
@@ -83,6 +87,24 @@ async def open_store(stack: AsyncExitStack, settings: PaymentSettings, migrate: 
     return Store(
         pool=pool, redis=redis, locking=build_locking(settings, locks), unit_of_work=unit_of_work
     )
+
+
+def lock_nodes(stack: AsyncExitStack, settings: PaymentSettings) -> list[Redis]:
+    """Clients of the lock's own Redis nodes; none when locks live on the main Redis."""
+    if settings.lock_redis_nodes <= 1:
+        return []
+    nodes = []
+    for url in settings.lock_node_urls():
+        # Like create_redis: no retries of their own (a retried acquire counts twice).
+        node = Redis.from_url(
+            url,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=settings.lock_node_timeout_seconds,
+            socket_connect_timeout=settings.lock_node_timeout_seconds,
+        )
+        stack.push_async_callback(node.aclose)
+        nodes.append(node)
+    return nodes
 
 
 def build_locking(settings: PaymentSettings, locks: LockService) -> Locking:

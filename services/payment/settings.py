@@ -19,6 +19,19 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     lock_lease_seconds: float | None = None  # None: the watchdog renews until release
     lock_watchdog_seconds: float = 30.0
     lock_local_queue: bool = True
+    # LOCK_REDIS_NODES=3: locks on three independent Redis servers (a majority holds them),
+    # LOCK_REDIS_BASE_PORT and the two ports above it; 1: locks on REDIS_URL as always.
+    lock_redis_nodes: int = 1
+    lock_redis_host: str = "127.0.0.1"
+    lock_redis_base_port: int = 6380
+    lock_node_timeout_seconds: float = 0.5  # one node's answer; far below the lease
+    lock_clock_drift_factor: float = 0.01  # of the lease, kept off its validity time
+
+    def lock_node_urls(self) -> list[str]:
+        return [
+            f"redis://{self.lock_redis_host}:{self.lock_redis_base_port + n}/0"
+            for n in range(self.lock_redis_nodes)
+        ]
 
     # Group commit per wallet: up to this many queued payments, refunds and credits of one
     # wallet in one lock hold and one transaction (1: each takes the lock by itself).

@@ -4,6 +4,8 @@
     async with locks.hold("wallet:u1", wait_time=5) as lease:
         ...  # lease.token is this acquisition's fencing token
 
+    LockService([node1, node2, node3])          # the same lock on a majority of three nodes
+
 - Acquire, release and renewal are Lua scripts (one command each). The client given must
   not retry commands by itself: a retried acquire would count the hold twice.
 - Waiters sleep on a pub/sub notification, each sleep capped at the lock's remaining TTL,
@@ -12,6 +14,8 @@
   renewal finds the lock gone the lease is marked lost and `ensure_held()` raises.
 - Tasks of one process queue locally first (`local_queue=True`), so only one task per lock
   and process talks to Redis at a time; turn it off for Redisson's exact behaviour.
+- Given several independent nodes, every script runs on all of them and a majority decides
+  (`quorum.py`); the lease is then also bounded by its validity time, renewed or not.
 """
 
 import asyncio
@@ -20,7 +24,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -30,6 +34,7 @@ from shared.lock import scripts
 from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
 from shared.lock.local_queue import LocalQueue, Turn
 from shared.lock.pubsub import LockSubscriptions, Subscription
+from shared.lock.quorum import FirstLiveSubscriptions, QuorumScripts
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,14 @@ class LockScripts:
     async def exists(self, key: str) -> bool:
         return bool(await self.redis.exists(key))
 
+    def valid_until(self, started: float, lease_ms: int) -> float | None:
+        """One node: the lease is as good as the node says (the watchdog finds out if not)."""
+        return None
+
+
+Scripts = LockScripts | QuorumScripts
+Subscriptions = LockSubscriptions | FirstLiveSubscriptions
+
 
 class TaskOwners:
     """A unique owner id per asyncio task, the same on every call from that task."""
@@ -103,18 +116,29 @@ class LockService:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | Sequence[Redis],
         *,
         watchdog_timeout: float = 30.0,
         prefix: str = "lock:",
         local_queue: bool = True,
+        node_timeout: float = 0.5,
+        drift_factor: float = 0.01,
     ) -> None:
         self.watchdog_timeout = watchdog_timeout
         self.prefix = prefix
         self.local_queue = local_queue
-        self.scripts = LockScripts(redis)
+        nodes = [redis] if isinstance(redis, Redis) else list(redis)
+        self.scripts: Scripts
+        self.subscriptions: Subscriptions
+        if len(nodes) == 1:
+            self.scripts = LockScripts(nodes[0])
+            self.subscriptions = LockSubscriptions(nodes[0])
+        else:
+            self.scripts = QuorumScripts(
+                nodes, node_timeout=node_timeout, drift_factor=drift_factor
+            )
+            self.subscriptions = FirstLiveSubscriptions(nodes)
         self.owners = TaskOwners()
-        self.subscriptions = LockSubscriptions(redis)
         self.leases: Leases = {}
         self._queue: LocalQueue[Lease] = LocalQueue()
 
@@ -210,9 +234,9 @@ class RedisLock:
         self,
         name: str,
         *,
-        scripts: LockScripts,
+        scripts: Scripts,
         owners: TaskOwners,
-        subscriptions: LockSubscriptions,
+        subscriptions: Subscriptions,
         leases: Leases,
         watchdog_timeout: float,
         prefix: str,
@@ -244,11 +268,13 @@ class RedisLock:
         deadline = None if wait_time is None else time.monotonic() + wait_time
         subscription = self.subscriptions.join_confirmed(self.channel)
         try:
+            started = time.monotonic()
             acquired, value = await self._attempt(owner, lease_ms)
             if not acquired and subscription is None:
                 subscription = await self._subscribe(deadline)
                 if subscription is None:
                     return None
+                started = time.monotonic()
                 acquired, value = await self._attempt(owner, lease_ms)
             while not acquired:
                 assert subscription is not None
@@ -257,11 +283,12 @@ class RedisLock:
                     return None
                 ttl = value / 1000 if value >= 0 else self.watchdog_timeout
                 await subscription.signal.wait(ttl if remaining is None else min(ttl, remaining))
+                started = time.monotonic()
                 acquired, value = await self._attempt(owner, lease_ms)
         finally:
             if subscription is not None:
                 await self.subscriptions.leave(subscription)
-        return self._held(owner, value, lease_ms, lease_time)
+        return self._held(owner, value, lease_ms, lease_time, started)
 
     async def _subscribe(self, deadline: float | None) -> Subscription | None:
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -285,7 +312,9 @@ class RedisLock:
             raise
         return bool(acquired), int(value)
 
-    def _held(self, owner: str, token: int, lease_ms: int, lease_time: float | None) -> Lease:
+    def _held(
+        self, owner: str, token: int, lease_ms: int, lease_time: float | None, started: float
+    ) -> Lease:
         lease = self.leases.get((self.key, owner))
         if lease is not None:
             lease.holds += 1
@@ -295,6 +324,9 @@ class RedisLock:
             lease.watchdog = asyncio.create_task(self._watch(lease), name=f"watchdog:{self.name}")
         else:
             lease.expires_at = time.monotonic() + lease_time
+        valid_until = self.scripts.valid_until(started, lease_ms)
+        if valid_until is not None:
+            lease.expires_at = min(lease.expires_at or valid_until, valid_until)
         self.leases[(self.key, owner)] = lease
         return lease
 
@@ -303,6 +335,7 @@ class RedisLock:
         interval = lease.lease_ms / 3000
         while True:
             await asyncio.sleep(interval)
+            started = time.monotonic()
             try:
                 renewed = await self.scripts.renew(
                     keys=[self.key], args=[lease.lease_ms, lease.owner]
@@ -314,6 +347,9 @@ class RedisLock:
                 log.error("lock %r: lost while held (expired or force-unlocked)", self.name)
                 lease.lost.set()
                 return
+            valid_until = self.scripts.valid_until(started, lease.lease_ms)
+            if valid_until is not None:
+                lease.expires_at = valid_until
 
     async def pass_on(
         self, lease: Lease, successor: Turn[Lease] | None, lease_time: float | None
@@ -329,12 +365,13 @@ class RedisLock:
             return None
         self._forget(lease)
         if successor is not None:
+            started = time.monotonic()
             token = await self.scripts.hand_over(
                 keys=[self.key, self.fence_key],
                 args=[lease.lease_ms, lease.owner, successor.owner, FENCE_COUNTER_TTL_MS],
             )
             if token:
-                return self._held(successor.owner, int(token), lease.lease_ms, lease_time)
+                return self._held(successor.owner, int(token), lease.lease_ms, lease_time, started)
         if await self._release(lease) == -1:
             log.warning("lock %r was already lost when its holder released it", self.name)
         return None

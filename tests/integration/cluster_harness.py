@@ -2,6 +2,7 @@
 test's own, on free ports, started and stopped by scripts/infra.sh, killed by pid."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,3 +115,9 @@ class LockNodes(_Nodes):
 
     def restart(self, node: int) -> None:
         self.infra("lock-node-up", str(node))
+
+    def wipe(self, node: int) -> None:
+        """Delete a stopped node's data, so it comes back empty."""
+        data = self.state_dir / "redis-lock" / f"node-{node}"
+        shutil.rmtree(data / "appendonlydir", ignore_errors=True)
+        (data / "dump.rdb").unlink(missing_ok=True)

@@ -1,0 +1,236 @@
+"""The lock on several independent Redis nodes (Redlock), with fencing tokens that only grow.
+
+Each lock script runs on every node at once; its answers are combined into the answer one
+node would give, so RedisLock, the watchdog, pub/sub and the local queue work unchanged:
+
+- acquire / hand over: held when a majority took it within the validity time (lease minus
+  elapsed minus clock drift); otherwise what was taken is given back at once. The token
+  is the largest of the acquiring nodes' counters, and every node of the majority has its
+  counter raised to it before the lease is used: any later majority shares a node with
+  this one, so any later holder's token is larger.
+- renew: renewed when a majority renewed; lost when a majority no longer has it.
+- release, force release: on every node that answers.
+
+A majority that cannot be reached raises QuorumUnavailable, a redis ConnectionError, so
+callers tell "the lock service is down" from "the lock is busy" exactly as with one node.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis.exceptions
+from redis.asyncio import Redis
+
+from shared.infra_errors import DEPENDENCY_ERRORS
+from shared.lock import scripts
+from shared.lock.pubsub import LockSubscriptions, Subscription
+
+RAISE_FENCE = """
+-- KEYS[1] fence counter; ARGV[1] token, ARGV[2] fence ttl ms. The counter becomes at least token.
+local current = tonumber(redis.call('get', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then
+  redis.call('set', KEYS[1], ARGV[1])
+end
+redis.call('pexpire', KEYS[1], ARGV[2])
+return 1
+"""
+
+SPLIT_BACKOFF_SECONDS = 0.02  # random pause after a split vote, so rivals stop colliding
+
+
+class QuorumUnavailable(redis.exceptions.ConnectionError):
+    """Fewer than a majority of the lock nodes answered."""
+
+
+Answer = Any  # what a node's script returned, or the exception it raised
+
+
+class _Script:
+    def __init__(self, nodes: Sequence[Redis], source: str) -> None:
+        self.per_node = [node.register_script(source) for node in nodes]
+
+    async def run(self, keys: list[str], args: list[Any], timeout: float) -> list[Answer]:
+        async def one(script: Any) -> Answer:
+            return await asyncio.wait_for(script(keys=keys, args=args), timeout)
+
+        return await asyncio.gather(*(one(s) for s in self.per_node), return_exceptions=True)
+
+
+def _failed(answer: Answer) -> bool:
+    if isinstance(answer, BaseException) and not isinstance(answer, DEPENDENCY_ERRORS):
+        raise answer  # a bug (a script error), not an unreachable node
+    return isinstance(answer, BaseException)
+
+
+class QuorumScripts:
+    """The lock's scripts over N nodes, each method answering like the one-node script."""
+
+    def __init__(
+        self,
+        nodes: Sequence[Redis],
+        *,
+        node_timeout: float = 0.5,
+        drift_factor: float = 0.01,
+    ) -> None:
+        self.nodes = list(nodes)
+        self.quorum = len(self.nodes) // 2 + 1
+        self.node_timeout = node_timeout
+        self.drift_factor = drift_factor
+        self._acquire = _Script(nodes, scripts.ACQUIRE)
+        self._release = _Script(nodes, scripts.RELEASE)
+        self._renew = _Script(nodes, scripts.RENEW)
+        self._force_release = _Script(nodes, scripts.FORCE_RELEASE)
+        self._hand_over = _Script(nodes, scripts.HAND_OVER)
+        self._raise_fence = _Script(nodes, RAISE_FENCE)
+
+    def valid_until(self, started: float, lease_ms: int) -> float:
+        """When a lease taken or renewed at `started` (monotonic) stops being safe to use."""
+        drift_ms = lease_ms * self.drift_factor + 2
+        return started + (lease_ms - drift_ms) / 1000
+
+    def _reachable(self, answers: list[Answer]) -> list[Answer]:
+        reached = [a for a in answers if not _failed(a)]
+        if len(reached) < self.quorum:
+            raise QuorumUnavailable(
+                f"{len(reached)} of {len(self.nodes)} lock nodes answered, {self.quorum} needed"
+            )
+        return reached
+
+    async def _run(self, script: _Script, keys: list[str], args: list[Any]) -> list[Answer]:
+        return await script.run(keys, args, self.node_timeout)
+
+    async def acquire(self, keys: list[str], args: list[Any]) -> list[int]:
+        lease_ms, owner, fence_ttl = int(args[0]), args[1], args[2]
+        started = time.monotonic()
+        answers = await self._run(self._acquire, keys, args)
+        tokens = {i: int(a[1]) for i, a in enumerate(answers) if not _failed(a) and int(a[0])}
+        if len(tokens) >= self.quorum and await self._fenced(
+            keys[1], tokens, fence_ttl, started, lease_ms
+        ):
+            return [1, max(tokens.values())]
+        await self._give_back(keys[0], owner, lease_ms, tokens)
+        reached = self._reachable(answers)
+        ttls = [int(a[1]) for a in reached if not int(a[0]) and int(a[1]) >= 0]
+        if tokens:  # a split vote: pause a moment so two rivals do not collide forever
+            await asyncio.sleep(random.uniform(0, SPLIT_BACKOFF_SECONDS))
+        return [0, min(ttls) if ttls else 0]
+
+    async def hand_over(self, keys: list[str], args: list[Any]) -> int:
+        lease_ms, next_owner, fence_ttl = int(args[0]), args[2], args[3]
+        started = time.monotonic()
+        answers = await self._run(self._hand_over, keys, args)
+        tokens = {i: int(a) for i, a in enumerate(answers) if not _failed(a) and int(a)}
+        if len(tokens) >= self.quorum and await self._fenced(
+            keys[1], tokens, fence_ttl, started, lease_ms
+        ):
+            return max(tokens.values())
+        await self._give_back(keys[0], next_owner, lease_ms, tokens)
+        return 0
+
+    async def _fenced(
+        self, fence_key: str, tokens: dict[int, int], fence_ttl: int, started: float, lease_ms: int
+    ) -> bool:
+        """Raise the counters of the acquiring nodes to the token; True if a majority holds
+        both the lock and a counter at least the token, within the validity time."""
+        token = max(tokens.values())
+        behind = [i for i, t in tokens.items() if t < token]
+        fenced = len(tokens) - len(behind)
+        if behind:
+            answers = await asyncio.gather(
+                *(
+                    asyncio.wait_for(
+                        self._raise_fence.per_node[i](keys=[fence_key], args=[token, fence_ttl]),
+                        self.node_timeout,
+                    )
+                    for i in behind
+                ),
+                return_exceptions=True,
+            )
+            fenced += sum(1 for a in answers if not _failed(a))
+        loop_now = time.monotonic()
+        return fenced >= self.quorum and loop_now < self.valid_until(started, lease_ms)
+
+    async def _give_back(self, key: str, owner: str, lease_ms: int, taken: dict[int, int]) -> None:
+        """Undo a failed acquisition on the nodes that granted it (one hold each)."""
+        if not taken:
+            return
+        channel = f"{key}:channel"
+        await asyncio.gather(
+            *(
+                asyncio.wait_for(
+                    self._release.per_node[i](keys=[key, channel], args=[lease_ms, owner]),
+                    self.node_timeout,
+                )
+                for i in taken
+            ),
+            return_exceptions=True,
+        )
+
+    async def release(self, keys: list[str], args: list[Any]) -> int:
+        """1 released somewhere, 0 still held (re-entered), -1 not the owner anywhere."""
+        reached = [a for a in await self._run(self._release, keys, args) if not _failed(a)]
+        if not reached:
+            raise QuorumUnavailable("no lock node answered the release")
+        return max(int(a) for a in reached)
+
+    async def renew(self, keys: list[str], args: list[Any]) -> int:
+        answers = await self._run(self._renew, keys, args)
+        renewed = sum(1 for a in answers if not _failed(a) and int(a))
+        if renewed >= self.quorum:
+            return 1
+        lost = sum(1 for a in answers if not _failed(a) and not int(a))
+        if lost > len(self.nodes) - self.quorum:
+            return 0
+        raise QuorumUnavailable(f"lease renewed on {renewed} lock nodes, {self.quorum} needed")
+
+    async def force_release(self, keys: list[str]) -> int:
+        reached = self._reachable(await self._run(self._force_release, keys, []))
+        return max(int(a) for a in reached)
+
+    async def exists(self, key: str) -> bool:
+        async def one(node: Redis) -> Answer:
+            return await asyncio.wait_for(node.exists(key), self.node_timeout)
+
+        answers = await asyncio.gather(*(one(n) for n in self.nodes), return_exceptions=True)
+        return sum(1 for a in self._reachable(answers) if int(a)) >= self.quorum
+
+
+class FirstLiveSubscriptions:
+    """Wake-ups from the first lock node that accepts a subscription. Every node publishes
+    each release, so one live node is enough; when it fails its waiters are woken to retry."""
+
+    def __init__(self, nodes: Sequence[Redis]) -> None:
+        self.per_node = [LockSubscriptions(node) for node in nodes]
+        self._owner: dict[int, LockSubscriptions] = {}
+
+    def join_confirmed(self, channel: str) -> Subscription | None:
+        for subscriptions in self.per_node:
+            entry = subscriptions.join_confirmed(channel)
+            if entry is not None:
+                self._owner[id(entry)] = subscriptions
+                return entry
+        return None
+
+    async def join(self, channel: str) -> Subscription:
+        failure: BaseException | None = None
+        for subscriptions in self.per_node:
+            try:
+                entry = await subscriptions.join(channel)
+            except DEPENDENCY_ERRORS as exc:
+                failure = exc
+                continue
+            self._owner[id(entry)] = subscriptions
+            return entry
+        raise QuorumUnavailable(f"no lock node accepts subscriptions: {failure!r}")
+
+    async def leave(self, entry: Subscription) -> None:
+        subscriptions = self._owner[id(entry)]
+        if entry.refs <= 1:
+            del self._owner[id(entry)]
+        await subscriptions.leave(entry)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self.per_node))
