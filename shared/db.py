@@ -4,6 +4,7 @@ SQL written against these helpers must run on MySQL 8.0 as well as MariaDB: no R
 no sequences, no MariaDB-only functions.
 """
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 MIGRATION_LOCK_SECONDS = 30
+POOL_CLOSE_SECONDS = 5.0
 
 
 async def create_pool(
@@ -43,9 +45,19 @@ async def create_pool(
     )
 
 
-async def close_pool(pool: aiomysql.Pool) -> None:
+async def close_pool(pool: aiomysql.Pool, timeout: float = POOL_CLOSE_SECONDS) -> None:
+    """Close the pool, waiting up to `timeout` seconds for connections still in use.
+
+    aiomysql counts a connection as in use until it is released; one whose holder was
+    cancelled at the wrong moment (mid-acquire, at shutdown) is never released, and
+    `wait_closed` would wait for it forever. After the timeout such connections are closed.
+    """
     pool.close()
-    await pool.wait_closed()
+    try:
+        await asyncio.wait_for(pool.wait_closed(), timeout)
+    except TimeoutError:
+        log.warning("pool: %d connection(s) never released; closing them", pool.size)
+        pool.terminate()
 
 
 def split_statements(sql: str) -> list[str]:

@@ -1,5 +1,6 @@
 """The real servers make infra-up starts: a row, a key and a message round-trip."""
 
+import time
 import uuid
 
 import pytest
@@ -21,6 +22,15 @@ async def test_mariadb_row_round_trips(settings):
         assert await cur.fetchone() == (value,)
         await conn.rollback()
     await db.close_pool(pool)
+
+
+async def test_closing_a_pool_does_not_wait_forever_for_a_connection_never_released(settings):
+    pool = await db.create_pool(settings, "mockpay_payment_test")
+    leaked = await pool.acquire()  # as by a task cancelled before it could release it
+    started = time.monotonic()
+    await db.close_pool(pool, timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert leaked.closed
 
 
 async def test_redis_key_round_trips(redis, unique):
