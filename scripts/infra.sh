@@ -288,10 +288,14 @@ kafka_node_start() {
   spawn "$dir/kafka.pid" "$dir/logs/stdout.log" "${JVM[@]}" kafka.Kafka "$dir/server.properties"
 }
 
+# Ready: answering, and when we started it, past its start-up (a node answers its port
+# before it has joined the quorum). One that was already there is used as it is.
 kafka_node_ready() {
   local dir
   dir=$(kafka_node_dir "$1")
-  port_open "$KAFKA_HOST" "$(kafka_node_port "$1")" && grep -q "Kafka Server started" "$dir/logs/stdout.log"
+  port_open "$KAFKA_HOST" "$(kafka_node_port "$1")" || return 1
+  [ -f "$dir/kafka.pid" ] || return 0
+  grep -q "Kafka Server started" "$dir/logs/stdout.log"
 }
 
 # Whatever KAFKA_BROKERS says now: stop the single broker and every cluster node we started.
