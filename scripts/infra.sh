@@ -157,7 +157,6 @@ redis_down() { stop_pidfile redis "$REDIS_DIR/redis.pid"; }
 lock_node_port() { echo $(( LOCK_REDIS_BASE_PORT + $1 - 1 )); }
 
 lock_nodes_up() {
-  [ "$LOCK_REDIS_NODES" -gt 1 ] || return 0
   local i
   for i in $(seq 1 "$LOCK_REDIS_NODES"); do lock_node_up "$i"; done
 }
@@ -358,7 +357,10 @@ status() {
 case "${1:-}" in
   packages) ensure_packages ;;
   test-packages) ensure_test_packages ;;
-  up) ensure_packages; ensure_env; load_env; mariadb_up; redis_up; lock_nodes_up; kafka_up; status ;;
+  up)
+    ensure_packages; ensure_env; load_env; mariadb_up; redis_up
+    if [ "$LOCK_REDIS_NODES" -gt 1 ]; then lock_nodes_up; fi
+    kafka_up; status ;;
   down) kafka_down; lock_nodes_down; redis_down; mariadb_down ;;
   kafka-up) ensure_packages; kafka_up ;;
   kafka-down) kafka_down ;;

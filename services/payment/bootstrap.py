@@ -8,7 +8,7 @@ relay, charge reconciler) start last and therefore stop first.
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,7 +28,12 @@ from services.payment.relay import OutboxRelay, RelayConfig
 from services.payment.service_layer.base import UnitOfWorkFactory
 from services.payment.service_layer.charges import ChargeService
 from services.payment.service_layer.handlers import Batching, PaymentService
-from services.payment.service_layer.locking import DatabaseRowLocking, Locking, RedisLocking
+from services.payment.service_layer.locking import (
+    DatabaseRowLocking,
+    FallbackLocking,
+    Locking,
+    RedisLocking,
+)
 from services.payment.service_layer.reconciler import Reconciler
 from services.payment.settings import PaymentSettings
 from shared import db
@@ -64,7 +69,12 @@ class Store:
     unit_of_work: UnitOfWorkFactory
 
 
-async def open_store(stack: AsyncExitStack, settings: PaymentSettings, migrate: bool) -> Store:
+async def open_store(
+    stack: AsyncExitStack,
+    settings: PaymentSettings,
+    migrate: bool,
+    on_lock_fallback: Callable[[], None] | None = None,
+) -> Store:
     pool = await db.create_pool(settings, settings.payment_mysql_database)
     stack.push_async_callback(db.close_pool, pool)
     if migrate:
@@ -84,9 +94,8 @@ async def open_store(stack: AsyncExitStack, settings: PaymentSettings, migrate: 
     def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
         return MySqlUnitOfWork(pool, token, row_locks)
 
-    return Store(
-        pool=pool, redis=redis, locking=build_locking(settings, locks), unit_of_work=unit_of_work
-    )
+    locking = build_locking(settings, locks, on_lock_fallback)
+    return Store(pool=pool, redis=redis, locking=locking, unit_of_work=unit_of_work)
 
 
 def lock_nodes(stack: AsyncExitStack, settings: PaymentSettings) -> list[Redis]:
@@ -107,10 +116,19 @@ def lock_nodes(stack: AsyncExitStack, settings: PaymentSettings) -> list[Redis]:
     return nodes
 
 
-def build_locking(settings: PaymentSettings, locks: LockService) -> Locking:
+def build_locking(
+    settings: PaymentSettings,
+    locks: LockService,
+    on_fallback: Callable[[], None] | None = None,
+) -> Locking:
     if settings.payment_lock_strategy == "pessimistic":
         return DatabaseRowLocking()
-    return RedisLocking(locks, settings.lock_wait_seconds, settings.lock_lease_seconds)
+    redis_locking = RedisLocking(locks, settings.lock_wait_seconds, settings.lock_lease_seconds)
+    if settings.lock_fallback == "none":
+        return redis_locking
+    if on_fallback is None:
+        return FallbackLocking(redis_locking)
+    return FallbackLocking(redis_locking, on_fallback)
 
 
 @contextlib.asynccontextmanager
@@ -130,7 +148,8 @@ async def bootstrap(
 ) -> AsyncIterator[Components]:
     """The whole payment service, open for the block; `metrics` times its lock."""
     async with AsyncExitStack() as stack:
-        store = await open_store(stack, settings, migrate)
+        fallbacks = metrics.lock_fallbacks.inc if metrics is not None else None
+        store = await open_store(stack, settings, migrate, fallbacks)
         if metrics is not None:
             locking = metrics.metered(store.locking, settings.payment_lock_strategy)
             store = dataclasses.replace(store, locking=locking)
@@ -151,6 +170,7 @@ async def bootstrap(
         stack.push_async_callback(db.close_pool, relay_pool)
         relay = build_relay(settings, relay_pool)
         charges = ChargeService(store.locking, store.unit_of_work, GatewayBank(bank_http))
+        charges.conflict_retries = settings.lock_conflict_retries
         reconciler = Reconciler(
             charges,
             interval=settings.charge_reconcile_interval_seconds,
@@ -169,6 +189,7 @@ async def bootstrap(
                 metrics.batch_size.observe if metrics is not None else None,
             ),
         )
+        service.conflict_retries = settings.lock_conflict_retries
         stack.push_async_callback(service.close)
         # Idempotency scripts are safe to repeat: their client retries on connection errors.
         retrying_redis = create_retrying_redis(settings)

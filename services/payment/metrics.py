@@ -134,10 +134,6 @@ class MeteredLocking:
     metrics: PaymentMetrics
     strategy: str
 
-    @property
-    def row_locks(self) -> bool:
-        return self.inner.row_locks
-
     @contextlib.asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[Held]:
         started = time.perf_counter()

@@ -19,6 +19,10 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     lock_lease_seconds: float | None = None  # None: the watchdog renews until release
     lock_watchdog_seconds: float = 30.0
     lock_local_queue: bool = True
+    # database: when the lock service cannot be reached, wallets are locked by their row
+    # (SELECT ... FOR UPDATE) and the fallback is counted; none: such requests get 503.
+    lock_fallback: Literal["database", "none"] = "database"
+    lock_conflict_retries: int = 3  # attempts of a payment whose wallet changed under it
     # LOCK_REDIS_NODES=3: locks on three independent Redis servers (a majority holds them),
     # LOCK_REDIS_BASE_PORT and the two ports above it; 1: locks on REDIS_URL as always.
     lock_redis_nodes: int = 1

@@ -160,10 +160,11 @@ async def test_requests_without_the_right_key_are_401():
         assert (await app.client.get("/health", headers={"Authorization": ""})).status_code == 200
 
 
-async def test_payment_fails_closed_with_503_when_redis_is_unreachable():
+async def test_payment_fails_closed_with_503_when_redis_is_unreachable_without_fallback():
+    # LOCK_FALLBACK=database (the default) serves it from row locks: test_lock_fallback.py
     async with (
         running_payment_app() as app,
-        running_payment_app(redis_url="redis://127.0.0.1:1/0") as broken,
+        running_payment_app(redis_url="redis://127.0.0.1:1/0", lock_fallback="none") as broken,
     ):
         user = await app.new_wallet(balance=10_000)
         answer = await broken.pay(user, 1_000)

@@ -5,15 +5,17 @@ from datetime import datetime
 import pytest
 
 from services.payment.adapters.outbox import OutboxRepository
+from services.payment.adapters.repository import WalletRepository
 from services.payment.domain.commands import CancelPayment, CreditWallet, Pay
 from services.payment.domain.errors import (
+    ConcurrentUpdate,
     CreditReferenceReused,
     IdempotencyKeyReused,
     InsufficientBalance,
     WalletExists,
     WalletNotFound,
 )
-from services.payment.domain.model import PaymentStatus
+from services.payment.domain.model import PaymentStatus, Wallet
 from services.payment.service_layer.handlers import PaymentService
 from services.payment.service_layer.locking import DatabaseRowLocking
 from shared.events import PaymentEvent
@@ -122,3 +124,47 @@ async def test_a_credit_reference_is_credited_once(service, store):
     with pytest.raises(CreditReferenceReused, match="already credited 500"):
         await service.credit(CreditWallet("u1", 600, "ref-1"))
     assert store.wallets["u1"].balance == 500
+
+
+class StaleWallets:
+    """The first `conflicts[0]` writes find the wallet changed under them, as when lock
+    holders of two kinds meet during a fail-over; later writes go through."""
+
+    def __init__(self, inner: WalletRepository, conflicts: list[int]) -> None:
+        self.inner = inner
+        self.conflicts = conflicts
+
+    async def get(self, user_id: str) -> Wallet | None:
+        return await self.inner.get(user_id)
+
+    async def update_balance(self, old: Wallet, new: Wallet, now: datetime) -> None:
+        if self.conflicts[0] > 0:
+            self.conflicts[0] -= 1
+            raise ConcurrentUpdate(old.user_id)
+        await self.inner.update_balance(old, new, now)
+
+
+def stale(store: FakeStore, conflicts: list[int]) -> PaymentService:
+    def unit_of_work(token: int | None, row_locks: bool) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(store)
+        uow.wallets = StaleWallets(uow.wallets, conflicts)  # type: ignore[assignment]
+        return uow
+
+    return PaymentService(DatabaseRowLocking(), unit_of_work, events_topic="payment.events")
+
+
+async def test_a_write_that_met_a_changed_wallet_runs_again_and_debits_once(service, store):
+    await funded(service, "u1", 10_000)
+    conflicts = [1]
+    result = await stale(store, conflicts).pay(Pay("o-retry", "u1", 1_000))
+    assert conflicts == [0]
+    assert result.payment.balance_after == 9_000 == store.wallets["u1"].balance
+    assert ledger_sum(store, "u1") == 9_000 and len(store.payments) == 1
+
+
+async def test_conflicts_beyond_the_retries_surface_and_write_nothing(service, store):
+    await service.create_wallet("u2")
+    stubborn = stale(store, [PaymentService.conflict_retries])
+    with pytest.raises(ConcurrentUpdate):
+        await stubborn.credit(CreditWallet("u2", 100, "ref-stale"))
+    assert store.wallets["u2"].balance == 0 == ledger_sum(store, "u2")

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.payment.bootstrap import Components
+from services.payment.entrypoints.idempotent import Idempotency
 from services.payment.metrics import PaymentMetrics
 from services.payment.service_layer.charges import ChargeService
 from services.payment.service_layer.handlers import PaymentService
@@ -28,16 +29,21 @@ async def payment_service(request: Request) -> PaymentService:
     return _components(request).service
 
 
-async def idempotency_store(request: Request) -> IdempotencyStore:
-    return _components(request).idempotency
+def _idempotency(request: Request, store: IdempotencyStore) -> Idempotency:
+    fallback = _components(request).settings.lock_fallback == "database"
+    return Idempotency(store, database_fallback=fallback)
+
+
+async def idempotency_store(request: Request) -> Idempotency:
+    return _idempotency(request, _components(request).idempotency)
 
 
 async def charge_service(request: Request) -> ChargeService:
     return _components(request).charges
 
 
-async def charge_idempotency_store(request: Request) -> IdempotencyStore:
-    return _components(request).charge_idempotency
+async def charge_idempotency_store(request: Request) -> Idempotency:
+    return _idempotency(request, _components(request).charge_idempotency)
 
 
 async def payment_metrics(request: Request) -> PaymentMetrics:
@@ -45,8 +51,8 @@ async def payment_metrics(request: Request) -> PaymentMetrics:
 
 
 ChargeServiceDep = Annotated[ChargeService, Depends(charge_service)]
-ChargeIdempotencyDep = Annotated[IdempotencyStore, Depends(charge_idempotency_store)]
+ChargeIdempotencyDep = Annotated[Idempotency, Depends(charge_idempotency_store)]
 ComponentsDep = Annotated[Components, Depends(components)]
 ServiceDep = Annotated[PaymentService, Depends(payment_service)]
 MetricsDep = Annotated[PaymentMetrics, Depends(payment_metrics)]
-IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency_store)]
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency_store)]

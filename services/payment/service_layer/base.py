@@ -5,22 +5,34 @@ aspect with `AopForTransaction` (REQUIRES_NEW): the lock is taken, a new unit of
 begins, the block runs, the unit of work commits, and only then is the lock released. An
 exception of any class rolls the unit of work back. A lease lost while the block ran fails
 it before the commit.
+
+`retried(work)` runs a locked use case again when its write found the wallet changed
+under it (ConcurrentUpdate: nothing was written). That happens when holders of two kinds
+meet, a Redis lock's holder and a row lock's holder while the lock service fails over, or
+when a lease was lost; the next attempt takes the lock afresh.
 """
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 from services.payment.adapters.uow import UnitOfWork
-from services.payment.domain.errors import WalletNotFound
+from services.payment.domain.errors import ConcurrentUpdate, WalletNotFound
 from services.payment.domain.model import LedgerEntry, LedgerKind, Wallet
 from services.payment.service_layer.locking import Locking
 from shared.clock import utcnow
 
+log = logging.getLogger(__name__)
+
 UnitOfWorkFactory = Callable[[int | None, bool], UnitOfWork]  # (fence token, row locks)
+T = TypeVar("T")
 
 
 class UseCases:
+    conflict_retries = 3  # attempts of a use case whose write met a changed wallet
+
     def __init__(
         self,
         locking: Locking,
@@ -36,11 +48,20 @@ class UseCases:
         """A unit of work under the lock `name`, committed when the block ends normally."""
         async with (
             self.locking.hold(name) as held,
-            self.uow_factory(held.token, self.locking.row_locks) as uow,
+            self.uow_factory(held.token, held.row_locks) as uow,
         ):
             yield uow
             held.ensure_held()
             await uow.commit()
+
+    async def retried(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`work()`, run again while it fails with ConcurrentUpdate, up to conflict_retries."""
+        for attempt in range(1, self.conflict_retries):
+            try:
+                return await work()
+            except ConcurrentUpdate as exc:
+                log.info("attempt %d: %s; running it again", attempt, exc)
+        return await work()
 
     @staticmethod
     async def wallet(uow: UnitOfWork, user_id: str) -> Wallet:

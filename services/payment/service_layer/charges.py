@@ -116,7 +116,7 @@ class ChargeService(UseCases):
         except BankOutcomeUnknown as exc:
             log.warning("charge %s: outcome unknown (%s); left PENDING", charge.charge_id, exc)
             return charge
-        return await self._complete(charge.user_id, charge.charge_id)
+        return await self.retried(lambda: self._complete(charge.user_id, charge.charge_id))
 
     async def _complete(self, user_id: str, charge_id: str) -> Charge:
         """Credit the wallet and mark the charge SUCCEEDED, once."""

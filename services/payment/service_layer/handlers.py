@@ -107,7 +107,7 @@ class PaymentService(UseCases):
             answer = await self.batches.submit(f"wallet:{cmd.user_id}", cmd)
             assert isinstance(answer, Paid)
             return answer
-        result = await self._debit(cmd)
+        result = await self.retried(lambda: self._debit(cmd))
         if not result.replayed:
             self.events_committed()
         return result
@@ -151,7 +151,7 @@ class PaymentService(UseCases):
             answer = await self.batches.submit(f"wallet:{payment.user_id}", refund)
             assert isinstance(answer, Payment)
             return answer
-        refunded = await self._refund(refund)
+        refunded = await self.retried(lambda: self._refund(refund))
         self.events_committed()
         return refunded
 
@@ -178,7 +178,7 @@ class PaymentService(UseCases):
             answer = await self.batches.submit(f"wallet:{cmd.user_id}", cmd)
             assert isinstance(answer, Credited)
             return answer
-        return await self._credit(cmd)
+        return await self.retried(lambda: self._credit(cmd))
 
     async def _credit(self, cmd: CreditWallet) -> CreditResult:
         async with self.locked_transaction(f"wallet:{cmd.user_id}") as uow:
@@ -214,11 +214,11 @@ class PaymentService(UseCases):
         """A job in a locked transaction of its own; its error is its answer."""
         try:
             if isinstance(job, Pay):
-                answer: Answer = await self._debit(job)
+                answer: Answer = await self.retried(lambda: self._debit(job))
             elif isinstance(job, RefundPayment):
-                answer = await self._refund(job)
+                answer = await self.retried(lambda: self._refund(job))
             else:
-                answer = await self._credit(job)
+                answer = await self.retried(lambda: self._credit(job))
         except Exception as exc:  # noqa: BLE001 - the caller gets it as its answer
             return exc
         if not isinstance(answer, Credited | Paid) or not answer.replayed:
@@ -227,7 +227,7 @@ class PaymentService(UseCases):
 
     async def _apply_batch(self, jobs: list[Job], held: Held) -> list[Answer | Exception]:
         user_id = jobs[0].user_id
-        async with self.uow_factory(held.token, self.locking.row_locks) as uow:
+        async with self.uow_factory(held.token, held.row_locks) as uow:
             batch = WalletBatch(await self.wallet(uow, user_id), self.clock(), _new_id)
             batch.known_orders = await uow.payments.by_order_ids(
                 [job.order_id for job in jobs if isinstance(job, Pay)]
