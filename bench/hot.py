@@ -44,7 +44,7 @@ from services.payment.bootstrap import operator_payments
 from services.payment.domain.commands import CreditWallet
 from services.payment.settings import PaymentSettings
 from shared import db
-from shared.kafka import TopicSpec, ensure_topics
+from shared.kafka import ensure_topics, topic_specs
 from testkit.processes import ports, service_process
 
 START_BALANCE = 10**12
@@ -243,11 +243,7 @@ async def main(args: argparse.Namespace) -> None:
     run = Run.new()
     settings = run.settings()
     topics = [run.events_topic, f"{run.events_topic}.DLT"]
-    specs = [
-        TopicSpec(t, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-        for t in topics
-    ]
-    await ensure_topics(settings.kafka_bootstrap_servers, specs)
+    await ensure_topics(settings.kafka_bootstrap_servers, topic_specs(settings, *topics))
     wallets = max([1, *(int(s.split(":")[1]) for s in args.spread)])
     await start_clean(run)
     await credit_wallets(run, wallets)
