@@ -54,12 +54,15 @@ ensure_packages() {
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v prometheus >/dev/null || missing+=(prometheus)
+  # HAProxy fronts the payment replicas (PAYMENT_REPLICAS > 1).
+  if [ "${PAYMENT_REPLICAS:-1}" -gt 1 ]; then command -v haproxy >/dev/null || missing+=(haproxy); fi
   apt_install "${missing[@]}"
 }
 
 # Tools only the test suite uses: docker-compose validates deploy/compose.yaml (`config -q`).
 ensure_test_packages() {
   command -v docker-compose >/dev/null || apt_install docker-compose
+  command -v haproxy >/dev/null || apt_install haproxy  # the payment-replica tests
 }
 
 apt_install() {

@@ -4,6 +4,8 @@
 # socket and pid in .local/run.
 #   scripts/services.sh up|down|status
 # MOCKPAY_SERVICES="fake-bank payment" runs a subset (tests do); the default is all four.
+# PAYMENT_REPLICAS=2 runs payment-1, payment-2 on PAYMENT_REPLICA_BASE_PORT, +1 behind HAProxy
+# (Debian's package) on PAYMENT_PORT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -26,17 +28,40 @@ SUPERVISOR_START_RETRIES=${SUPERVISOR_START_RETRIES:-10}
 # SIGTERM first: the points consumer leaves its group, the payment service drains.
 SUPERVISOR_STOP_WAIT_SECONDS=${SUPERVISOR_STOP_WAIT_SECONDS:-20}
 
+PAYMENT_REPLICAS=${PAYMENT_REPLICAS:-1}
+PAYMENT_REPLICA_BASE_PORT=${PAYMENT_REPLICA_BASE_PORT:-8010}
+HAPROXY_CHECK_INTERVAL_MS=${HAPROXY_CHECK_INTERVAL_MS:-1000}
+HAPROXY_RETRIES=${HAPROXY_RETRIES:-3}
+
 # name, module, health url
 ALL_SERVICES="fake-bank services.bank_gateway.fake_bank http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}/health
 bank-gateway services.bank_gateway http://${BANK_GATEWAY_HOST:-127.0.0.1}:${BANK_GATEWAY_PORT:-8001}/health
 payment services.payment http://${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}/health
 points services.points http://${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003}/health"
 
-SERVICES=$(while read -r name module url; do
+CHOSEN=$(while read -r name module url; do
   case " ${MOCKPAY_SERVICES:-$(cut -d' ' -f1 <<< "$ALL_SERVICES" | tr '\n' ' ')} " in
     *" $name "*) echo "$name $module $url" ;;
   esac
 done <<< "$ALL_SERVICES")
+
+# Replicas: "name module url PAYMENT_PORT=port". The replicas start before
+# HAProxy, which is "payment" then: it answers on PAYMENT_PORT once a replica is healthy.
+expand() {
+  local name module url i port
+  while read -r name module url; do
+    if [ "$name" = payment ] && [ "$PAYMENT_REPLICAS" -gt 1 ]; then
+      for i in $(seq 1 "$PAYMENT_REPLICAS"); do
+        port=$(( PAYMENT_REPLICA_BASE_PORT + i - 1 ))
+        echo "payment-$i $module http://${PAYMENT_HOST:-127.0.0.1}:$port/health PAYMENT_PORT=$port"
+      done
+      echo "payment haproxy $url"
+    else
+      echo "$name $module $url"
+    fi
+  done <<< "$CHOSEN"
+}
+SERVICES=$(expand)
 
 healthy() { "$VENV/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"; }
 
@@ -49,8 +74,46 @@ supervisor_answers() { [ -S "$RUN/supervisor.sock" ] && ctl pid >/dev/null 2>&1;
 # RUNNING in supervisord's own table: not just "something answers on its port".
 program_running() { ctl status "$1" 2>/dev/null | grep -q RUNNING; }
 
+# HAProxy in front of the payment replicas: /health checks take a replica out within two
+# failed checks; a request whose connection failed or got no answer (a replica killed under
+# it) is sent again to another one (retry-on + redispatch). Payments and top-ups are
+# idempotent by order_id / charge_id, so sending one again is safe.
+write_haproxy_config() {
+  local i port
+  cat > "$RUN/haproxy.cfg" <<CFG
+# Written by scripts/services.sh up; edit that script, not this file.
+global
+  log stdout format raw local0 warning
+  maxconn 4096
+
+defaults
+  mode http
+  log global
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+  retries $HAPROXY_RETRIES
+  retry-on conn-failure empty-response
+  option redispatch
+
+frontend payment
+  bind ${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}
+  default_backend payment_replicas
+
+backend payment_replicas
+  balance roundrobin
+  option httpchk GET /health
+  http-check expect status 200
+  default-server inter ${HAPROXY_CHECK_INTERVAL_MS} fall 2 rise 1
+CFG
+  for i in $(seq 1 "$PAYMENT_REPLICAS"); do
+    port=$(( PAYMENT_REPLICA_BASE_PORT + i - 1 ))
+    echo "  server payment-$i ${PAYMENT_HOST:-127.0.0.1}:$port check" >> "$RUN/haproxy.cfg"
+  done
+}
+
 write_config() {
-  local name module url
+  local name module url setting command environment
   cat > "$CONF" <<CONF
 ; Written by scripts/services.sh up; edit that script, not this file.
 [unix_http_server]
@@ -70,11 +133,19 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [supervisorctl]
 serverurl=unix://$RUN/supervisor.sock
 CONF
-  while read -r name module url; do
+  while read -r name module url setting; do
+    command="$VENV/python -m $module"
+    environment=""
+    if [ "$module" = haproxy ]; then
+      write_haproxy_config
+      command="$(command -v haproxy) -db -f $RUN/haproxy.cfg"
+    fi
+    if [ -n "${setting:-}" ]; then environment="environment=${setting%%=*}=\"${setting#*=}\""; fi
     cat >> "$CONF" <<CONF
 
 [program:$name]
-command=$VENV/python -m $module
+command=$command
+$environment
 directory=$ROOT
 autostart=true
 autorestart=true
@@ -104,19 +175,23 @@ up() {
     spawn "$RUN/supervisord.spawn.pid" "$LOGS/supervisord.out" "$VENV/supervisord" -c "$CONF"
     wait_for "supervisord" 30 supervisor_answers
   fi
-  local name module url
-  while read -r name module url; do
+  local name module url setting
+  while read -r name module url setting; do
     wait_for "$name (supervisord)" "$SERVICE_WAIT_SECONDS" program_running "$name" \
       || die "$name is not RUNNING under supervisord; see $LOGS/$name.log"
     wait_for "$name" "$SERVICE_WAIT_SECONDS" healthy "$url" \
       || die "$name did not answer $url; see $LOGS/$name.log"
   done <<< "$SERVICES"
+  local replicas=""
+  if [ "$PAYMENT_REPLICAS" -gt 1 ]; then
+    replicas=" HAProxy over $PAYMENT_REPLICAS replicas, ports $PAYMENT_REPLICA_BASE_PORT and up"
+  fi
   local key=${PAYMENT_API_KEYS%%,*}
   key=${key%%:*}  # an entry may be key:scope+scope
   cat <<MSG
 
 Mock-Pay is up (kept alive by supervisord: make status).
-  payment service   http://${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}   (docs: /docs)
+  payment service   http://${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}   (docs: /docs)$replicas
   bank gateway      http://${BANK_GATEWAY_HOST:-127.0.0.1}:${BANK_GATEWAY_PORT:-8001}
   fake bank         http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}
   points service    http://${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003}
