@@ -241,6 +241,30 @@ async def run_one(
     }
 
 
+async def uncontended(name: str, on: Redis | list[Redis], count: int) -> dict:
+    """One task takes and releases `count` free locks, one after another: the lock's own
+    cost per acquisition, in latency and Redis commands (summed over the nodes)."""
+    servers = on if isinstance(on, list) else [on]
+    locks = LockService(on, prefix=f"bench-free:{time.time_ns()}:")
+    latencies: list[float] = []
+    before = await command_counts(servers)
+    for i in range(count):
+        started = time.perf_counter()
+        async with locks.hold(f"free:{i}", wait_time=5):
+            pass
+        latencies.append(time.perf_counter() - started)
+    after = await command_counts(servers)
+    await locks.close()
+    commands = sum(after[name] - before[name] for name in COUNTED_COMMANDS)
+    return {
+        "lock": name,
+        "acquisitions": count,
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        "redis_cmds_per_acquisition": round(commands / count, 2),
+    }
+
+
 async def main(payer_counts: list[int], payments: int, skip_polling: bool) -> None:
     settings = ServiceSettings(mysql_pool_max=120)
     pool = await db.create_pool(settings, os.environ.get("BENCH_MYSQL_DATABASE", "mockpay_bench"))
@@ -260,6 +284,10 @@ async def main(payer_counts: list[int], payments: int, skip_polling: bool) -> No
             row["x_db_ceiling"] = round(row["payments_per_s"] / ceiling, 2)
             rows.append(row)
             print(f"  done: {row['strategy']} with {payers} payers", flush=True)
+    free = [
+        await uncontended("one node (REDIS_URL)", redis, 500),
+        await uncontended("quorum, 3 nodes", lock_nodes, 500),
+    ]
     await redis.aclose()
     for node in lock_nodes:
         await node.aclose()
@@ -270,7 +298,11 @@ async def main(payer_counts: list[int], payments: int, skip_polling: bool) -> No
     ]  # fmt: skip
     print(f"\nDatabase ceiling (serial conditional UPDATE + COMMIT): {ceiling:.0f} /s\n")
     print_table(rows, columns)
-    path = write_json("lock", {"db_ceiling_per_s": round(ceiling, 1), "runs": rows})
+    print("\nOne free lock taken and released (acquire + release, no contention):\n")
+    print_table(free, list(free[0]))
+    path = write_json(
+        "lock", {"db_ceiling_per_s": round(ceiling, 1), "runs": rows, "uncontended": free}
+    )
     print(f"\nJSON: {path}")
 
 
