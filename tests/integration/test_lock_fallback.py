@@ -90,6 +90,9 @@ async def test_killing_one_then_two_lock_nodes_under_load_costs_no_payment(tmp_p
                 nodes.kill(2)
 
             two_down = await in_flight(app, users, 120, kill_another)
+            # Payments queued behind holds taken before the kill may all have been served
+            # by those holds (batched debits); these need new holds, and get row locks.
+            two_down += await asyncio.gather(*(app.pay(users[i % 6], AMOUNT) for i in range(30)))
             assert await fallbacks(app) > 0  # the majority is gone: row locks served them
 
             async def heal() -> None:
@@ -98,10 +101,10 @@ async def test_killing_one_then_two_lock_nodes_under_load_costs_no_payment(tmp_p
 
             healed = await in_flight(app, users, 120, heal)
             answers = one_down + two_down + healed
-            assert [a.status_code for a in answers] == [201] * 360, {
+            assert [a.status_code for a in answers] == [201] * 390, {
                 a.status_code: a.text for a in answers if a.status_code != 201
             }
-            await assert_money_intact(app, users, 360)
+            await assert_money_intact(app, users, 390)
     finally:
         nodes.stop()
 
@@ -124,12 +127,12 @@ async def test_killing_the_only_redis_under_load_costs_no_payment_or_charge(tmp_
                 a.status_code: a.text for a in payments if a.status_code != 201
             }
             assert {a.status_code for a in charges} <= {201, 202}, [a.text for a in charges]
-            assert await fallbacks(app) > 0
             order = f"o-{uuid.uuid4().hex}"
             first = await app.pay(users[0], AMOUNT, order)
             again = await app.pay(users[0], AMOUNT, order)  # Redis is still down
             assert (first.status_code, again.status_code) == (201, 201)
             assert again.json()["payment_id"] == first.json()["payment_id"]  # not charged twice
+            assert await fallbacks(app) > 0
             for user in users:
                 await app.assert_ledger_consistent(user)
             counts = [await app.payment_count(u) for u in users]
