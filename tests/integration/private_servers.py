@@ -61,7 +61,16 @@ class PrivateMariaDB(PrivateServer):
 
     def __init__(self, state_dir: Path) -> None:
         super().__init__(state_dir)
-        self.env.update(MYSQL_PORT=str(self.port), MARIADB_BUFFER_POOL="32M")
+        # The databases the tests will use: .env.test may name others than the defaults.
+        databases = {os.environ.get(name, default) for name, default in (
+            ("PAYMENT_MYSQL_DATABASE", "mockpay_payment_test"),
+            ("POINTS_MYSQL_DATABASE", "mockpay_points_test"),
+        )}  # fmt: skip
+        self.env.update(
+            MYSQL_PORT=str(self.port),
+            MARIADB_BUFFER_POOL="32M",
+            MOCKPAY_DATABASES=" ".join(sorted(databases)),
+        )
 
     def settings(self) -> dict[str, object]:
         return {"mysql_port": self.port}

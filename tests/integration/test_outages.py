@@ -135,7 +135,9 @@ async def test_payments_succeed_right_after_mariadb_restarts(mariadb):
 
 
 async def test_payments_succeed_right_after_redis_restarts(redis_server):
-    async with running_payment_app(redis_url=redis_server.url) as app:
+    # Failing closed while Redis is down; LOCK_FALLBACK=database would pay from row locks
+    # instead (test_lock_fallback.py).
+    async with running_payment_app(redis_url=redis_server.url, lock_fallback="none") as app:
         users = [await app.new_wallet(balance=1_000_000) for _ in range(20)]
         warm = await asyncio.gather(*(app.pay(u, 100) for u in users * 3))  # many connections
         assert {a.status_code for a in warm} == {201}
