@@ -7,8 +7,10 @@ no sequences, no MariaDB-only functions.
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import aiomysql
+import pymysql.err
 
 from shared.settings import ServiceSettings
 
@@ -16,6 +18,40 @@ log = logging.getLogger(__name__)
 
 MIGRATION_LOCK_SECONDS = 30
 POOL_CLOSE_SECONDS = 5.0
+
+
+class PoolTimeout(pymysql.err.OperationalError):
+    """No connection came free in MYSQL_POOL_TIMEOUT_SECONDS: an outage (503, retry)."""
+
+
+class Pool(aiomysql.Pool):
+    """aiomysql's pool, with its lost wake-ups made harmless.
+
+    aiomysql 0.3.2 wakes a task waiting in acquire() only when a live connection comes
+    back. One that comes back closed (broken by a server restart, or closed because it was
+    still in a transaction) frees a place without telling anyone, and a waiter that is
+    cancelled as it is woken swallows the wake-up (asyncio.Condition before 3.13): either
+    way a request could wait forever (seen under `make chaos`). Here a closed connection
+    wakes a waiter too, and no acquire waits longer than `acquire_timeout`: it then fails
+    as an outage, and the next acquire opens a new connection if there is room. Connections
+    the server closed are dropped on acquire (aiomysql checks for EOF), so after a restart
+    the next acquire opens a fresh one.
+    """
+
+    acquire_timeout = 10.0
+
+    async def _acquire(self) -> aiomysql.Connection:
+        try:
+            return await asyncio.wait_for(super()._acquire(), self.acquire_timeout)
+        except TimeoutError as exc:
+            message = f"no pooled connection came free in {self.acquire_timeout:g}s"
+            raise PoolTimeout(2000, message) from exc
+
+    def release(self, conn: aiomysql.Connection) -> "asyncio.Future[Any]":
+        done: asyncio.Future[Any] = super().release(conn)
+        if conn.closed and not self._closing:
+            done = self._loop.create_task(self._wakeup())
+        return done
 
 
 async def create_pool(
@@ -29,20 +65,28 @@ async def create_pool(
     `maxsize` overrides MYSQL_POOL_MAX, for a small pool of a background task's own.
     """
     maxsize = maxsize or settings.mysql_pool_max
-    return await aiomysql.create_pool(
+    minsize = min(settings.mysql_pool_min, maxsize)
+    pool = Pool(
+        minsize=minsize,
+        maxsize=maxsize,
+        echo=False,
+        pool_recycle=3600,
+        loop=asyncio.get_running_loop(),
         host=settings.mysql_host,
         port=settings.mysql_port,
         user=settings.mysql_user,
         password=settings.mysql_password.get_secret_value(),
         db=database,
-        minsize=min(settings.mysql_pool_min, maxsize),
-        maxsize=maxsize,
         connect_timeout=settings.mysql_connect_timeout_seconds,
         autocommit=False,
         charset="utf8mb4",
-        pool_recycle=3600,
         init_command=init_command,
     )
+    pool.acquire_timeout = settings.mysql_pool_timeout_seconds
+    if minsize > 0:
+        async with pool._cond:  # as aiomysql.create_pool fills it
+            await pool._fill_free_pool(False)
+    return pool
 
 
 async def close_pool(pool: aiomysql.Pool, timeout: float = POOL_CLOSE_SECONDS) -> None:

@@ -6,10 +6,11 @@
     store.release(started)                  # forget it: the client may retry (4xx/503 cases)
 
 The running record is a lease: it expires after `lease_seconds` unless the request's
-process renews it, every `renew_seconds` while the request runs. A process that dies frees
-the key within one lease, and a retry then runs the request again, where the database (a
-unique key per order_id, the charge row and the bank's record per charge_id) makes sure
-nothing happens twice.
+process renews it, every `renew_seconds` while the request runs (for `max_running_seconds`
+at most: beyond every timeout it has, a request is stuck, and its key is let go). A
+process that dies frees the key within one lease, and a retry then runs the request again,
+where the database (a unique key per order_id, the charge row and the bank's record per
+charge_id) makes sure nothing happens twice.
 
 Every script here is safe to repeat, so the client may retry them on a connection error:
 a record carries the token of the request that wrote it, and `begin` that finds its own
@@ -97,11 +98,13 @@ class IdempotencyStore:
         ttl_seconds: int,
         lease_seconds: float,
         renew_seconds: float,
+        max_running_seconds: float = 30.0,
     ) -> None:
         self.namespace = namespace
         self.ttl_seconds = ttl_seconds
         self.lease_ms = int(lease_seconds * 1000)
         self.renew_seconds = renew_seconds
+        self.max_running_seconds = max_running_seconds
         self._begin = redis.register_script(_BEGIN)
         self._renew = redis.register_script(_RENEW)
         self._complete = redis.register_script(_COMPLETE)
@@ -137,7 +140,10 @@ class IdempotencyStore:
             await asyncio.gather(renewer, return_exceptions=True)
 
     async def _keep_renewing(self, started: Started) -> None:
-        while True:
+        # A request still running after every timeout it has is stuck somewhere: the lease
+        # stops, so a retry can settle the key from the database and the bank.
+        renewals = int(self.max_running_seconds / self.renew_seconds)
+        for _ in range(renewals):
             await asyncio.sleep(self.renew_seconds)
             try:
                 renewed = await self._renew(
@@ -151,6 +157,8 @@ class IdempotencyStore:
                 # the database's unique keys keep the two from both taking effect.
                 log.warning("lease of %r lost while the request runs", started.key)
                 return
+        log.warning("lease of %r not renewed after %gs: the request looks stuck",
+                    started.key, self.max_running_seconds)  # fmt: skip
 
     async def complete(self, started: Started, status: int, body: dict[str, Any]) -> bool:
         record = orjson.dumps(

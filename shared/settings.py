@@ -39,6 +39,8 @@ class ServiceSettings(BaseServiceSettings):
     mysql_pool_min: int = 1
     mysql_pool_max: int = 20
     mysql_connect_timeout_seconds: float = 3.0
+    # A request waits this long for a free pooled connection before it is a 503.
+    mysql_pool_timeout_seconds: float = 10.0
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_socket_timeout_seconds: float = 3.0

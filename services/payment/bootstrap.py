@@ -224,6 +224,7 @@ def idempotency_store(settings: PaymentSettings, redis: Redis, namespace: str) -
         settings.idempotency_ttl_seconds,
         settings.idempotency_lease_seconds,
         settings.idempotency_lease_renew_seconds,
+        settings.idempotency_lease_max_seconds,
     )
 
 

@@ -64,3 +64,4 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     # frees its keys within one lease.
     idempotency_lease_seconds: float = 5.0
     idempotency_lease_renew_seconds: float = 1.5
+    idempotency_lease_max_seconds: float = 30.0  # renewed no longer: the request is stuck

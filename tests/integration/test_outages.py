@@ -18,6 +18,7 @@ from services.points.dlt import read_all
 from shared import db
 from shared.clock import iso, utcnow
 from shared.events import PaymentEvent
+from shared.infra_errors import is_outage
 from shared.settings import ServiceSettings
 from testkit.waiting import eventually
 from tests.integration.events_harness import (
@@ -150,3 +151,36 @@ async def test_payments_succeed_right_after_redis_restarts(redis_server):
         assert [a.status_code for a in after] == [201] * 60, [a.text for a in after][:3]
         for user in users:
             assert await app.assert_ledger_consistent(user) == 1_000_000 - 600
+
+
+async def test_a_connection_that_comes_back_closed_wakes_a_waiting_request(settings):
+    """aiomysql woke waiters only for live connections: a closed one left them asleep."""
+    pool = await db.create_pool(settings, os.environ["PAYMENT_MYSQL_DATABASE"], maxsize=1)
+    try:
+        held = await pool.acquire()
+        waiting = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)  # the waiter is queued behind the only connection
+        held.close()  # broken, as by a server restart
+        pool.release(held)
+        conn = await asyncio.wait_for(waiting, timeout=30)
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT 1")
+            assert await cur.fetchone() == (1,)
+        pool.release(conn)
+    finally:
+        await db.close_pool(pool)
+
+
+async def test_a_request_waits_for_a_pooled_connection_at_most_the_pool_timeout(settings):
+    short = settings.model_copy(update={"mysql_pool_timeout_seconds": 0.5})
+    pool = await db.create_pool(short, os.environ["PAYMENT_MYSQL_DATABASE"], maxsize=1)
+    try:
+        held = await pool.acquire()
+        with pytest.raises(db.PoolTimeout) as waited:
+            await pool.acquire()
+        assert is_outage(waited.value)  # a 503 with Retry-After, never a request that hangs
+        pool.release(held)
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT 1")
+    finally:
+        await db.close_pool(pool)
