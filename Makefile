@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 .PHONY: help setup lock infra-up infra-down infra-status up down status monitor dashboard payment points \
         bank-gateway fake-bank migrate credit test test-unit test-integration test-e2e lint fmt \
         logs bench-hot bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit \
-        load load-threshold bench-audit bench-hot-wallet
+        load load-threshold bench-audit bench-hot-wallet chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -88,6 +88,8 @@ audit: setup ## Check every money and event invariant in the databases (AUDIT_AR
 
 bench-audit: setup infra-up ## Audit time and peak memory at 10k, 100k, 1M payments (table + JSON)
 	@$(PY) -m bench.audit $(BENCH_ARGS)
+chaos: setup ## Fault scenarios against the running system (make up), then the audit; exit 1 on a mismatch
+	@$(PY) -m bench.chaos
 load: setup ## Locust against LOAD_HOST (make load LOAD_RATE=200 ...), then the audit
 	@$(PY) -m bench.load
 load-threshold: setup ## Raise the rate step by step; the highest that held, chart + JSON
