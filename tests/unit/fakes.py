@@ -10,7 +10,7 @@ from services.payment.adapters.repository import (
     WalletRepository,
 )
 from services.payment.adapters.uow import UnitOfWork
-from services.payment.domain.errors import ConcurrentUpdate
+from services.payment.domain.errors import ConcurrentUpdate, OrderTaken
 from services.payment.domain.model import (
     Charge,
     ChargeStatus,
@@ -63,6 +63,8 @@ class FakePayments(PaymentRepository):
         return next((p for p in self.staged.values() if p.order_id == order_id), None)
 
     async def add(self, payment: Payment) -> None:
+        if any(p.order_id == payment.order_id for p in self.staged.values()):
+            raise OrderTaken(payment.order_id)  # the unique key of the real table
         self.staged[payment.payment_id] = payment
 
     async def mark_cancelled(self, payment: Payment) -> None:

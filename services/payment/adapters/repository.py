@@ -8,9 +8,10 @@ either a newer token or another balance, changes nothing and raises ConcurrentUp
 import abc
 from datetime import datetime
 
+import pymysql.err
 from aiomysql import Cursor
 
-from services.payment.domain.errors import ConcurrentUpdate
+from services.payment.domain.errors import ConcurrentUpdate, OrderTaken
 from services.payment.domain.model import (
     Charge,
     ChargeStatus,
@@ -21,6 +22,8 @@ from services.payment.domain.model import (
     PaymentStatus,
     Wallet,
 )
+
+DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
 
 
 class WalletRepository(abc.ABC):
@@ -52,7 +55,8 @@ class PaymentRepository(abc.ABC):
         return {payment_id: p for payment_id, p in found.items() if p is not None}
 
     @abc.abstractmethod
-    async def add(self, payment: Payment) -> None: ...
+    async def add(self, payment: Payment) -> None:
+        """Insert a payment; OrderTaken when its order_id has one (a unique key)."""
 
     async def add_many(self, payments: list[Payment]) -> None:
         for payment in payments:
@@ -193,7 +197,12 @@ class MySqlPayments(PaymentRepository):
         return [p for p in map(_payment, await self.cur.fetchall()) if p is not None]
 
     async def add(self, payment: Payment) -> None:
-        await self.cur.execute(_INSERT_PAYMENT, _payment_values(payment))
+        try:
+            await self.cur.execute(_INSERT_PAYMENT, _payment_values(payment))
+        except pymysql.err.IntegrityError as exc:
+            if exc.args[0] == DUPLICATE_KEY:
+                raise OrderTaken(payment.order_id) from exc
+            raise
 
     async def add_many(self, payments: list[Payment]) -> None:
         # executemany turns INSERT ... VALUES into one multi-row statement.

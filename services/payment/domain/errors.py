@@ -7,6 +7,7 @@ DomainError
 ├── InsufficientBalance      a debit larger than the balance
 ├── IdempotencyKeyReused     an order_id or charge_id seen before with another body
 │   └── CreditReferenceReused   an operator credit's reference, with another wallet or amount
+├── OrderTaken               a payment row for this order_id exists (the unique key said so)
 ├── ConcurrentUpdate         the row changed under a holder whose lock was lost (retriable)
 └── BankProblem              the bank, seen through the bank gateway
     ├── ChargeDeclined       the bank said no; final
@@ -52,6 +53,13 @@ class CreditReferenceReused(IdempotencyKeyReused):
         DomainError.__init__(
             self, f"reference {reference!r} already credited {amount} to wallet {user_id!r}"
         )
+
+
+class OrderTaken(DomainError):
+    """Raised by the payments repository; the service turns it into a replay or a 422."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id!r} has a payment already")
 
 
 class ConcurrentUpdate(DomainError):
