@@ -26,6 +26,7 @@ import itertools
 import logging
 import os
 import random
+import signal
 import tempfile
 import time
 import uuid
@@ -109,7 +110,9 @@ async def credit_wallets(run: Run, wallets: int) -> None:
 
 
 @contextlib.contextmanager
-def services(run: Run, extra_env: dict[str, str]) -> Iterator[tuple[int, dict[str, int]]]:
+def services(
+    run: Run, extra_env: dict[str, str], profile: str | None = None
+) -> Iterator[tuple[int, dict[str, int]]]:
     """The payment service and the points service: the payment port, and both pids."""
     free = ports("payment", "points")
     common = {
@@ -132,10 +135,16 @@ def services(run: Run, extra_env: dict[str, str]) -> Iterator[tuple[int, dict[st
             "POINTS_DATA_DIR": stack.enter_context(tempfile.TemporaryDirectory()),
         }
         url = f"http://127.0.0.1:{free['payment']}/health"
-        payment = stack.enter_context(service_process("services.payment", payment_env, url))
+        profiled = ("-m", "cProfile", "-o", profile) if profile else ()
+        payment = stack.enter_context(
+            service_process("services.payment", payment_env, url, python_args=profiled)
+        )
         url = f"http://127.0.0.1:{free['points']}/health"
         points = stack.enter_context(service_process("services.points", points_env, url))
         yield free["payment"], {"payment": payment.pid, "points": points.pid}
+        if profile:  # cProfile writes its file on SIGINT; uvicorn re-raises SIGTERM and dies
+            payment.send_signal(signal.SIGINT)
+            payment.wait(60)
 
 
 @dataclass
@@ -250,7 +259,7 @@ async def main(args: argparse.Namespace) -> None:
     pool = await db.create_pool(settings, run.payment_db)
     rows, cpu = [], []
     try:
-        with services(run, parse_env(args.env)) as (port, pids):
+        with services(run, parse_env(args.env), args.profile) as (port, pids):
             pids = {**pids, "load generator": os.getpid(), **infra_pids()}
             headers = {"Authorization": f"Bearer {settings.api_keys()[0]}"}
             client = LeanClient("127.0.0.1", port, headers, args.connections)
@@ -311,5 +320,6 @@ if __name__ == "__main__":
     parser.add_argument("--max-seconds", type=float, default=300, help="cap of a hot test")
     parser.add_argument("--connections", type=int, default=500, help="HTTP connections at most")
     parser.add_argument("--env", nargs="*", default=[], help="KEY=VALUE for the payment service")
+    parser.add_argument("--profile", help="cProfile the payment service into this file")
     parser.add_argument("--name", default="hot", help="the JSON file: bench/results/NAME.json")
     asyncio.run(main(parser.parse_args()))

@@ -20,14 +20,19 @@ LOGS = REPO / ".local" / "logs" / "tests"
 
 @contextlib.contextmanager
 def service_process(
-    module: str, env: dict[str, str], health_url: str, timeout: float = 60
+    module: str,
+    env: dict[str, str],
+    health_url: str,
+    timeout: float = 60,
+    python_args: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen]:
-    """Run `python -m module` with `env` added; yield once `health_url` answers 200."""
+    """Run `python [python_args] -m module` with `env` added; yield once `health_url` answers
+    200. `python_args` such as `-m cProfile -o FILE` profile the service."""
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{module.replace('.', '_')}-{os.getpid()}-{time.time_ns()}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, *python_args, "-m", module],
             cwd=REPO,
             env={**os.environ, **env},
             stdout=log,
