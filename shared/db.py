@@ -11,6 +11,7 @@ from typing import Any
 
 import aiomysql
 import pymysql.err
+from pymysql.constants import CLIENT
 
 from shared.settings import ServiceSettings
 
@@ -59,10 +60,13 @@ async def create_pool(
     database: str,
     init_command: str | None = None,
     maxsize: int | None = None,
+    multi_statements: bool = False,
 ) -> aiomysql.Pool:
     """A pool of non-autocommit connections; callers open and end transactions themselves.
 
     `maxsize` overrides MYSQL_POOL_MAX, for a small pool of a background task's own.
+    `multi_statements` lets one query carry several statements (parameters are still
+    escaped by the client): for code that sends a transaction's writes in one round trip.
     """
     maxsize = maxsize or settings.mysql_pool_max
     minsize = min(settings.mysql_pool_min, maxsize)
@@ -81,6 +85,7 @@ async def create_pool(
         autocommit=False,
         charset="utf8mb4",
         init_command=init_command,
+        client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
     )
     pool.acquire_timeout = settings.mysql_pool_timeout_seconds
     if minsize > 0:

@@ -75,7 +75,9 @@ async def open_store(
     migrate: bool,
     on_lock_fallback: Callable[[], None] | None = None,
 ) -> Store:
-    pool = await db.create_pool(settings, settings.payment_mysql_database)
+    pool = await db.create_pool(
+        settings, settings.payment_mysql_database, multi_statements=True
+    )  # a unit of work sends its writes in one round trip
     stack.push_async_callback(db.close_pool, pool)
     if migrate:
         await db.apply_migrations(pool, MIGRATIONS)

@@ -7,12 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import aiomysql
 import pytest
 
-from services.payment.adapters.repository import MySqlLedger
+from services.payment.adapters.repository import MySqlPayments
 from services.payment.adapters.uow import MySqlUnitOfWork
 from services.payment.bootstrap import open_store
 from services.payment.domain.batch import Credited, Paid
@@ -22,7 +21,7 @@ from services.payment.domain.errors import (
     InsufficientBalance,
     PaymentNotFound,
 )
-from services.payment.domain.model import LedgerEntry, Payment, PaymentStatus
+from services.payment.domain.model import Payment, PaymentStatus
 from services.payment.service_layer.handlers import Batching, PaymentService
 from services.payment.settings import PaymentSettings
 from shared.infra_errors import DEPENDENCY_ERRORS
@@ -165,26 +164,30 @@ async def test_cancels_join_a_batch_and_refund_once():
         assert await b.assert_invariants(user) == 0
 
 
-class CrashingLedger(MySqlLedger):
-    """Kills its own database session when a batch writes its ledger entries: the
-    transaction is cut off mid-batch by the server, as when a process or link dies."""
+class CountingPayments(MySqlPayments):
+    most = 0  # the most payment rows one insert carried
 
-    always = False
-
-    async def add_many(self, entries: list[LedgerEntry], now: datetime) -> None:
-        await super().add_many(entries, now)
-        if len(entries) > 1 or self.always:
-            await self.cur.execute("KILL CONNECTION_ID()")
+    async def add_many(self, payments: list[Payment]) -> None:
+        self.most = max(self.most, len(payments))
+        await super().add_many(payments)
 
 
 class CrashingBatches(MySqlUnitOfWork):
-    ledger_class: type[CrashingLedger] = CrashingLedger
+    """Kills its own database session after a batch's writes reached the server and before
+    its commit: the server rolls the transaction back, as when a process or a link dies."""
+
+    always = False
 
     async def __aenter__(self) -> "CrashingBatches":
         await super().__aenter__()
-        assert isinstance(self.ledger, MySqlLedger)
-        self.ledger = self.ledger_class(self.ledger.cur)
+        self.payments = self.counting = CountingPayments(self.wallets.cur, self.writes)  # type: ignore[attr-defined]
         return self
+
+    async def commit(self) -> None:
+        await self.writes.flush()
+        if self.counting.most > 1 or self.always:
+            await self.counting.cur.execute("KILL CONNECTION_ID()")
+        await super().commit()
 
 
 async def test_a_batch_cut_off_mid_transaction_runs_again_one_by_one(caplog):
@@ -205,14 +208,8 @@ async def test_a_batch_cut_off_mid_transaction_runs_again_one_by_one(caplog):
         assert await b.assert_invariants(user) == 4_000
 
 
-class AlwaysCrashingLedger(CrashingLedger):
-    async def add(self, entry: LedgerEntry, now: datetime) -> None:
-        await super().add(entry, now)
-        await self.cur.execute("KILL CONNECTION_ID()")
-
-
 class AlwaysCrashing(CrashingBatches):
-    ledger_class = AlwaysCrashingLedger
+    always = True
 
 
 async def test_a_batch_that_cannot_commit_answers_every_member_unavailable_and_writes_nothing():

@@ -232,8 +232,9 @@ async def test_write_with_a_stale_fencing_token_is_refused():
         async with service.uow_factory(stale.token, False) as uow:
             wallet = await uow.wallets.get(user)
             assert wallet is not None
-            with pytest.raises(ConcurrentUpdate):
-                await uow.wallets.update_balance(wallet, wallet.debited(500), service.clock())
+            await uow.wallets.update_balance(wallet, wallet.debited(500), service.clock())
+            with pytest.raises(ConcurrentUpdate):  # writes reach the database with the commit
+                await uow.commit()
         [(balance, token)] = await app.query(
             "SELECT balance, fence_token FROM wallets WHERE user_id = %s", user
         )

@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import aiomysql
-from aiomysql import Cursor
 
+from services.payment.adapters.writes import Writes
 from shared import tracing
 from shared.clock import utcnow
 from shared.events import PaymentEvent
 from shared.infra_errors import DEPENDENCY_ERRORS
 
-INSERT = (
+INSERT_HEAD = (
     "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at, traceparent)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
+INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s)"
+INSERT = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
 
 
 def insert_values(topic: str, event: PaymentEvent, now: datetime) -> tuple[object, ...]:
@@ -46,14 +47,17 @@ class OutboxRepository(abc.ABC):
 
 
 class MySqlOutbox(OutboxRepository):
-    def __init__(self, cur: Cursor) -> None:
-        self.cur = cur
+    """Events are queued on the unit of work's writes and sent with its commit."""
+
+    def __init__(self, writes: Writes) -> None:
+        self.writes = writes
 
     async def add(self, topic: str, event: PaymentEvent, now: datetime) -> None:
-        await self.cur.execute(INSERT, insert_values(topic, event, now))
+        await self.add_many(topic, [event], now)
 
     async def add_many(self, topic: str, events: list[PaymentEvent], now: datetime) -> None:
-        await self.cur.executemany(INSERT, [insert_values(topic, e, now) for e in events])
+        rows = [insert_values(topic, event, now) for event in events]
+        self.writes.add_rows(INSERT_HEAD, INSERT_ROW, rows)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Repositories: an abstract base each and the MariaDB/MySQL adapter (tests/ has fakes).
 
+Writes are queued on the unit of work's Writes and sent together when it commits (writes.py).
 Writes to a wallet are compare-and-set: they name the balance they read and, under the Redis
 lock, the fencing token of the lock held; a write by a holder whose lock was lost finds
 either a newer token or another balance, changes nothing and raises ConcurrentUpdate.
@@ -8,9 +9,9 @@ either a newer token or another balance, changes nothing and raises ConcurrentUp
 import abc
 from datetime import datetime
 
-import pymysql.err
 from aiomysql import Cursor
 
+from services.payment.adapters.writes import Writes
 from services.payment.domain.errors import ConcurrentUpdate, OrderTaken
 from services.payment.domain.model import (
     Charge,
@@ -22,8 +23,6 @@ from services.payment.domain.model import (
     PaymentStatus,
     Wallet,
 )
-
-DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
 
 
 class WalletRepository(abc.ABC):
@@ -96,8 +95,13 @@ class ChargeRepository(abc.ABC):
 
 
 class MySqlWallets(WalletRepository):
-    def __init__(self, cur: Cursor, fence_token: int | None, row_locks: bool) -> None:
+    """Balance writes are queued on `writes` and sent with the unit of work's commit."""
+
+    def __init__(
+        self, cur: Cursor, writes: Writes, fence_token: int | None, row_locks: bool
+    ) -> None:
         self.cur = cur
+        self.writes = writes
         self.fence_token = fence_token
         self.row_locks = row_locks
 
@@ -119,19 +123,19 @@ class MySqlWallets(WalletRepository):
 
     async def update_balance(self, old: Wallet, new: Wallet, now: datetime) -> None:
         if self.fence_token is None:
-            await self.cur.execute(
+            self.writes.add(
                 "UPDATE wallets SET balance = %s, updated_at = %s"
                 " WHERE user_id = %s AND balance = %s",
                 (new.balance, now, old.user_id, old.balance),
+                must_change_one=ConcurrentUpdate(old.user_id),
             )
         else:
-            await self.cur.execute(
+            self.writes.add(
                 "UPDATE wallets SET balance = %s, fence_token = %s, updated_at = %s"
                 " WHERE user_id = %s AND balance = %s AND fence_token <= %s",
                 (new.balance, self.fence_token, now, old.user_id, old.balance, self.fence_token),
+                must_change_one=ConcurrentUpdate(old.user_id),
             )
-        if self.cur.rowcount != 1:
-            raise ConcurrentUpdate(old.user_id)
 
 
 _PAYMENT_COLUMNS = (
@@ -145,9 +149,8 @@ def _payment(row: tuple | None) -> Payment | None:
     return Payment(row[0], row[1], row[2], row[3], PaymentStatus(row[4]), row[5], row[6], row[7])
 
 
-_INSERT_PAYMENT = (
-    f"INSERT INTO payments ({_PAYMENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_INSERT_PAYMENT = f"INSERT INTO payments ({_PAYMENT_COLUMNS})"
+_PAYMENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def _payment_values(p: Payment) -> tuple[object, ...]:
@@ -164,8 +167,9 @@ def _payment_values(p: Payment) -> tuple[object, ...]:
 
 
 class MySqlPayments(PaymentRepository):
-    def __init__(self, cur: Cursor) -> None:
+    def __init__(self, cur: Cursor, writes: Writes) -> None:
         self.cur = cur
+        self.writes = writes
 
     async def get(self, payment_id: str) -> Payment | None:
         await self.cur.execute(
@@ -197,19 +201,19 @@ class MySqlPayments(PaymentRepository):
         return [p for p in map(_payment, await self.cur.fetchall()) if p is not None]
 
     async def add(self, payment: Payment) -> None:
-        try:
-            await self.cur.execute(_INSERT_PAYMENT, _payment_values(payment))
-        except pymysql.err.IntegrityError as exc:
-            if exc.args[0] == DUPLICATE_KEY:
-                raise OrderTaken(payment.order_id) from exc
-            raise
+        await self.add_many([payment])
 
     async def add_many(self, payments: list[Payment]) -> None:
-        # executemany turns INSERT ... VALUES into one multi-row statement.
-        await self.cur.executemany(_INSERT_PAYMENT, [_payment_values(p) for p in payments])
+        taken = OrderTaken(payments[0].order_id if len(payments) == 1 else "of this batch")
+        self.writes.add_rows(
+            _INSERT_PAYMENT,
+            _PAYMENT_ROW,
+            [_payment_values(p) for p in payments],
+            on_duplicate=taken,
+        )
 
     async def mark_cancelled(self, payment: Payment) -> None:
-        await self.cur.execute(
+        self.writes.add(
             "UPDATE payments SET status = %s, cancelled_at = %s"
             " WHERE payment_id = %s AND status = %s",
             (
@@ -218,15 +222,14 @@ class MySqlPayments(PaymentRepository):
                 payment.payment_id,
                 PaymentStatus.COMPLETED.value,
             ),
+            must_change_one=ConcurrentUpdate(payment.user_id),
         )
-        if self.cur.rowcount != 1:
-            raise ConcurrentUpdate(payment.user_id)
 
 
 _INSERT_ENTRY = (
     "INSERT INTO ledger_entries (user_id, delta, kind, reference, balance_after, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
 )
+_ENTRY_ROW = "(%s, %s, %s, %s, %s, %s)"
 
 
 def _entry_values(e: LedgerEntry, now: datetime) -> tuple[object, ...]:
@@ -234,8 +237,9 @@ def _entry_values(e: LedgerEntry, now: datetime) -> tuple[object, ...]:
 
 
 class MySqlLedger(LedgerRepository):
-    def __init__(self, cur: Cursor) -> None:
+    def __init__(self, cur: Cursor, writes: Writes) -> None:
         self.cur = cur
+        self.writes = writes
 
     async def by_reference(self, kind: LedgerKind, reference: str) -> LedgerEntry | None:
         await self.cur.execute(
@@ -247,10 +251,10 @@ class MySqlLedger(LedgerRepository):
         return LedgerEntry(row[0], row[1], LedgerKind(row[2]), row[3], row[4]) if row else None
 
     async def add(self, entry: LedgerEntry, now: datetime) -> None:
-        await self.cur.execute(_INSERT_ENTRY, _entry_values(entry, now))
+        await self.add_many([entry], now)
 
     async def add_many(self, entries: list[LedgerEntry], now: datetime) -> None:
-        await self.cur.executemany(_INSERT_ENTRY, [_entry_values(e, now) for e in entries])
+        self.writes.add_rows(_INSERT_ENTRY, _ENTRY_ROW, [_entry_values(e, now) for e in entries])
 
 
 _CHARGE_COLUMNS = "charge_id, user_id, amount, status, created_at, failure_reason, balance_after"

@@ -18,6 +18,7 @@ from services.payment.adapters.repository import (
     PaymentRepository,
     WalletRepository,
 )
+from services.payment.adapters.writes import Writes
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 
@@ -47,7 +48,11 @@ class UnitOfWork(abc.ABC):
 
 
 class MySqlUnitOfWork(UnitOfWork):
-    """`fence_token` guards every wallet write; `row_locks` reads wallets FOR UPDATE."""
+    """`fence_token` guards every wallet write; `row_locks` reads wallets FOR UPDATE.
+
+    Money writes are queued and sent in one round trip by `commit()` (adapters/writes.py),
+    so the pool's connections must allow multi-statements (db.create_pool).
+    """
 
     def __init__(self, pool: aiomysql.Pool, fence_token: int | None, row_locks: bool) -> None:
         self.pool = pool
@@ -60,11 +65,12 @@ class MySqlUnitOfWork(UnitOfWork):
         self._conn = await self.pool.acquire()
         # autocommit is off: the transaction begins with the first statement, no BEGIN trip.
         cur = await self._conn.cursor()
-        self.wallets = MySqlWallets(cur, self.fence_token, self.row_locks)
-        self.payments = MySqlPayments(cur)
-        self.ledger = MySqlLedger(cur)
+        self.writes = Writes(cur)
+        self.wallets = MySqlWallets(cur, self.writes, self.fence_token, self.row_locks)
+        self.payments = MySqlPayments(cur, self.writes)
+        self.ledger = MySqlLedger(cur, self.writes)
         self.charges = MySqlCharges(cur)
-        self.outbox = MySqlOutbox(cur)
+        self.outbox = MySqlOutbox(self.writes)
         return self
 
     async def __aexit__(
@@ -88,6 +94,7 @@ class MySqlUnitOfWork(UnitOfWork):
 
     async def commit(self) -> None:
         assert self._conn is not None
+        await self.writes.flush()
         await self._conn.commit()
         self._done = True
 
