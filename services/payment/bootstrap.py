@@ -159,6 +159,7 @@ async def bootstrap(
             httpx.AsyncClient(
                 base_url=settings.bank_gateway_url,
                 timeout=settings.bank_gateway_timeout_seconds,
+                limits=httpx.Limits(max_connections=settings.bank_gateway_max_connections),
                 headers={
                     "Authorization": f"Bearer {settings.bank_gateway_token.get_secret_value()}"
                 },

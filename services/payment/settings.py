@@ -45,6 +45,7 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     bank_gateway_url: str = "http://127.0.0.1:8001"
     bank_gateway_token: SecretStr
     bank_gateway_timeout_seconds: float = 5.0  # above the gateway's own bank read timeout
+    bank_gateway_max_connections: int = 100  # a call finding none free waits, up to the timeout
     charge_reconcile_interval_seconds: float = 2.0
     charge_reconcile_min_age_seconds: float = 10.0
     charge_reconcile_give_up_seconds: float = 120.0
