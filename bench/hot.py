@@ -264,7 +264,8 @@ async def main(args: argparse.Namespace) -> None:
             headers = {"Authorization": f"Bearer {settings.api_keys()[0]}"}
             client = LeanClient("127.0.0.1", port, headers, args.connections)
             try:
-                await closed_loop(client, run, 16, wallets, 200, 30)  # warm-up
+                # Warm-up: every HTTP connection opened, so no test pays for TCP handshakes.
+                await closed_loop(client, run, args.connections, wallets, 2 * args.connections, 60)
                 for spec in args.hot:
                     payers, payments = (int(v) for v in spec.split(":"))
                     name = f"hot {payers} x {payments}"
