@@ -94,7 +94,7 @@ async def open_store(
     )
 
     def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
-        return MySqlUnitOfWork(pool, token, row_locks)
+        return MySqlUnitOfWork(pool, token, row_locks, multi_statements=True)
 
     locking = build_locking(settings, locks, on_lock_fallback)
     return Store(pool=pool, redis=redis, locking=locking, unit_of_work=unit_of_work)

@@ -88,7 +88,7 @@ async def batched(uow_class: UnitOfWorkClass = MySqlUnitOfWork) -> AsyncIterator
         sizes: list[int] = []
 
         def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
-            return uow_class(store.pool, token, row_locks)
+            return uow_class(store.pool, token, row_locks, multi_statements=True)
 
         service = PaymentService(
             store.locking,

@@ -169,8 +169,9 @@ async def test_lease_expired_during_a_pause_is_refused_by_the_wallet_fence(clien
             await uow.commit()
         # The paused holder wakes and writes as if it still held the lock: refused.
         async with MySqlUnitOfWork(pool, stale.token, False) as uow:
-            with pytest.raises(ConcurrentUpdate):
-                await uow.wallets.update_balance(Wallet(user, 0), Wallet(user, 500), utcnow())
+            await uow.wallets.update_balance(Wallet(user, 0), Wallet(user, 500), utcnow())
+            with pytest.raises(ConcurrentUpdate):  # writes reach the database with the commit
+                await uow.commit()
         with pytest.raises(Exception, match="ran out"):
             stale.ensure_held()
         await other.lock(f"wallet:{user}").unlock()

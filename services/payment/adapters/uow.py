@@ -50,12 +50,20 @@ class UnitOfWork(abc.ABC):
 class MySqlUnitOfWork(UnitOfWork):
     """`fence_token` guards every wallet write; `row_locks` reads wallets FOR UPDATE.
 
-    Money writes are queued and sent in one round trip by `commit()` (adapters/writes.py),
-    so the pool's connections must allow multi-statements (db.create_pool).
+    Money writes are queued and sent by `commit()` (adapters/writes.py): in one round trip
+    when the pool's connections allow multi-statements (`multi_statements`, see
+    db.create_pool), one by one otherwise.
     """
 
-    def __init__(self, pool: aiomysql.Pool, fence_token: int | None, row_locks: bool) -> None:
+    def __init__(
+        self,
+        pool: aiomysql.Pool,
+        fence_token: int | None,
+        row_locks: bool,
+        multi_statements: bool = False,
+    ) -> None:
         self.pool = pool
+        self.multi_statements = multi_statements
         self.fence_token = fence_token
         self.row_locks = row_locks
         self._conn: aiomysql.Connection | None = None
@@ -65,7 +73,7 @@ class MySqlUnitOfWork(UnitOfWork):
         self._conn = await self.pool.acquire()
         # autocommit is off: the transaction begins with the first statement, no BEGIN trip.
         cur = await self._conn.cursor()
-        self.writes = Writes(cur)
+        self.writes = Writes(cur, together=self.multi_statements)
         self.wallets = MySqlWallets(cur, self.writes, self.fence_token, self.row_locks)
         self.payments = MySqlPayments(cur, self.writes)
         self.ledger = MySqlLedger(cur, self.writes)

@@ -28,8 +28,12 @@ class Write:
 
 
 class Writes:
-    def __init__(self, cur: Cursor) -> None:
+    """`together=False` sends the statements one by one (a connection without
+    multi-statements); what raises, and when, is the same."""
+
+    def __init__(self, cur: Cursor, together: bool = True) -> None:
         self.cur = cur
+        self.together = together
         self.pending: list[Write] = []
 
     def add(
@@ -59,6 +63,13 @@ class Writes:
         writes, self.pending = self.pending, []
         if not writes:
             return
+        if not self.together:
+            for write in writes:
+                await self._send([write])
+            return
+        await self._send(writes)
+
+    async def _send(self, writes: list[Write]) -> None:
         index = 0
         refused: Exception | None = None
         try:
