@@ -63,8 +63,6 @@ class BreakerConfig(BaseModel):
 class CallNotPermitted(Exception):
     """The breaker refused the call; `retry_after` seconds until it may let calls through."""
 
-    retriable = True
-
     def __init__(self, name: str, state: State, retry_after: float) -> None:
         super().__init__(f"circuit breaker {name!r} is {state.value}")
         self.state = state

@@ -22,7 +22,7 @@ from shared.breaker import CircuitBreaker
 
 
 class BankCallError(Exception):
-    retriable = False
+    """A bank call that did not succeed; the subclasses say how."""
 
 
 class BankDeclined(BankCallError):
@@ -37,11 +37,11 @@ class BankRejected(BankCallError):
 
 
 class BankFailed(BankCallError):
-    retriable = True
+    """5xx, a broken answer, or no connection: the call may be tried again."""
 
 
 class BankTimedOut(BankCallError):
-    retriable = True
+    """No answer in time: the outcome is unknown."""
 
 
 class BankClient:

@@ -9,16 +9,16 @@ LockError
 
 
 class LockError(Exception):
-    retriable = False
+    """Base of the lock's errors."""
 
 
 class LockTimeout(LockError):
-    retriable = True
+    """The wait time ran out before the lock was free; try again later."""
 
 
 class LockNotOwnedError(LockError):
-    retriable = False
+    """Unlock by a task that does not hold the lock: a bug."""
 
 
 class LockLostError(LockError):
-    retriable = True
+    """The lease ran out or was taken away while held."""

@@ -20,7 +20,7 @@ DomainError
 
 
 class DomainError(Exception):
-    retriable = False
+    """Base of the domain's errors; the HTTP edge maps each class."""
 
 
 class WalletNotFound(DomainError):
@@ -63,8 +63,6 @@ class OrderTaken(DomainError):
 
 
 class ConcurrentUpdate(DomainError):
-    retriable = True
-
     def __init__(self, user_id: str) -> None:
         super().__init__(f"wallet {user_id!r} changed under a stale lock; nothing was written")
 
@@ -79,19 +77,15 @@ class ChargeDeclined(BankProblem):
 
 
 class BankUnavailable(BankProblem):
-    retriable = True
-
     def __init__(self, detail: str, retry_after: float = 1.0) -> None:
         super().__init__(f"the bank is unavailable ({detail}); nothing was moved")
         self.retry_after = retry_after
 
 
 class BankError(BankProblem):
-    retriable = True
-
     def __init__(self, detail: str) -> None:
         super().__init__(f"the bank failed ({detail}); the charge will be reconciled")
 
 
 class BankOutcomeUnknown(BankProblem):
-    retriable = True
+    """No answer came: the charge stays PENDING until the bank is asked."""
