@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 .PHONY: help setup lock infra-up infra-down infra-status up down status monitor dashboard payment points \
         bank-gateway fake-bank migrate credit test test-unit test-integration test-e2e lint fmt \
         logs bench-hot bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit \
-        load load-threshold bench-audit bench-hot-wallet chaos
+        load load-threshold bench-audit bench-hot-wallet chaos chaos-ha
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ dlt-list: setup ## List the dead letters of payment.events.DLT
 	@$(PY) -m services.points.dlt list
 dlt-replay: setup ## Replay dead letters: all, or OFFSET=n [PARTITION=p], or EVENT_ID=id
 	@$(PY) -m services.points.dlt replay $(if $(EVENT_ID),--event-id "$(EVENT_ID)",$(if $(OFFSET),--offset $(OFFSET) $(if $(PARTITION),--partition $(PARTITION)),--all))
+
+chaos-ha: setup ## HA faults under load against KAFKA_BROKERS=3 LOCK_REDIS_NODES=3 PAYMENT_REPLICAS=2 make up (same settings)
+	@$(PY) -m bench.chaos_ha
 
 audit: setup ## Check every money and event invariant in the databases (AUDIT_ARGS=--json)
 	@$(PY) -m services.audit $(AUDIT_ARGS)
