@@ -39,10 +39,12 @@ class _Nodes:
         self.env = {**os.environ, "MOCKPAY_STATE_DIR": str(state_dir), **env}
 
     def infra(self, *command: str) -> None:
-        subprocess.run(
-            ["bash", "scripts/infra.sh", *command], cwd=REPO, env=self.env, check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        done = subprocess.run(
+            ["bash", "scripts/infra.sh", *command], cwd=REPO, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"infra.sh {' '.join(command)}: {done.stderr[-2000:]}")
 
     @staticmethod
     def _kill(pid_file: Path) -> int:
@@ -57,17 +59,21 @@ class KafkaCluster(_Nodes):
     size = 3
 
     def __init__(self, state_dir: Path) -> None:
-        self.base = free_port_run(2 * self.size)
         super().__init__(
             state_dir,
             {
                 "KAFKA_BROKERS": str(self.size),
-                "KAFKA_PORT": str(self.base),
-                "KAFKA_CONTROLLER_PORT": str(self.base + 1),
                 "KAFKA_HEAP": "256m",
                 "KAFKA_STOP_SECONDS": "10",
+                # Three JVMs on a shared 2-core machine may take a while to form a quorum.
+                "INFRA_WAIT_SECONDS": "180",
             },
         )
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        self.base = free_port_run(2 * self.size)
+        self.env.update(KAFKA_PORT=str(self.base), KAFKA_CONTROLLER_PORT=str(self.base + 1))
         self.bootstrap = ",".join(f"127.0.0.1:{self.port(n)}" for n in self.nodes)
 
     @property
@@ -78,7 +84,15 @@ class KafkaCluster(_Nodes):
         return self.base + 2 * (node - 1)
 
     def start(self) -> None:
-        self.infra("kafka-up")
+        """Start the cluster; once more on other ports if another process took one of them
+        between choosing and binding (other suites pick free ports at the same time)."""
+        try:
+            self.infra("kafka-up")
+        except RuntimeError:
+            self.stop()
+            shutil.rmtree(self.state_dir / "kafka-cluster", ignore_errors=True)
+            self._choose_ports()
+            self.infra("kafka-up")
 
     def stop(self) -> None:
         self.infra("kafka-down")
