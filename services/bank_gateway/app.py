@@ -28,6 +28,7 @@ from shared.fields import PathId
 from shared.health import NotReady, health_router
 from shared.http import JsonResponse, error_response, install_error_handlers
 from shared.metrics import install_metrics, new_registry
+from shared.tracing import TraceMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     keys = KeyRing.of_bare_keys([settings.bank_gateway_token.get_secret_value()])
     app.include_router(router, dependencies=[Depends(keys.require())])
     app.add_middleware(OpenCircuitEdge, breaker=breaker, keys=keys)
+    app.add_middleware(TraceMiddleware)  # the payment service's trace, on our log lines too
     registry = new_registry()
     register_breaker(breaker, registry)
     install_metrics(app, registry)

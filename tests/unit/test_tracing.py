@@ -7,6 +7,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from services.payment.adapters.bank import GatewayBank
 from shared import tracing
 from shared.logs import JsonFormatter, TextFormatter
 from shared.tracing import TraceMiddleware, TraceParent
@@ -84,3 +85,20 @@ def test_log_lines_carry_the_trace_id_and_bound_ids_only_inside_the_trace():
     assert f"trace_id={trace.trace_id}" in text and "order_id=o-1" in text
     outside = orjson.loads(JsonFormatter().format(record("later")))
     assert "trace_id" not in outside and "order_id" not in outside
+
+
+async def test_the_bank_gateway_is_called_in_the_payments_trace():
+    seen: list[str | None] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("traceparent"))
+        return httpx.Response(201, json={"status": "SUCCEEDED"})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(gateway), base_url="http://gw")
+    trace = TraceParent.new()
+    with tracing.traced(trace):
+        await GatewayBank(http).withdraw("t-1", "alice", 100)
+    await GatewayBank(http).withdraw("t-2", "alice", 100)
+    sent = TraceParent.parse(seen[0])
+    assert sent is not None and sent.trace_id == trace.trace_id
+    assert seen[1] is None

@@ -10,6 +10,7 @@ from services.payment.domain.errors import (
     BankUnavailable,
     ChargeDeclined,
 )
+from shared import tracing
 
 
 class BankPort(abc.ABC):
@@ -49,8 +50,15 @@ class GatewayBank(BankPort):
         return str(answer.json()["status"])
 
     async def _send(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        trace = tracing.current()
+        headers = {tracing.HEADER: str(trace.child())} if trace is not None else None
         try:
-            answer = await self.http.request(method, path, **kwargs)  # type: ignore[arg-type]
+            answer = await self.http.request(
+                method,
+                path,
+                headers=headers,
+                **kwargs,  # type: ignore[arg-type]
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise BankUnavailable(f"the bank gateway was not reached: {exc!r}") from exc
         except httpx.TimeoutException as exc:
