@@ -35,13 +35,7 @@ async def _sql(conn: aiomysql.Connection, *statements: str) -> None:
 
 
 async def drop(settings: ServiceSettings, *names: str, create: bool = False) -> None:
-    conn = await aiomysql.connect(
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-        autocommit=True,
-    )
+    conn = await db.connect(settings, autocommit=True)
     try:
         async with conn.cursor() as cur:
             for name in names:
@@ -86,13 +80,7 @@ async def fill(settings: ServiceSettings, payment_db: str, points_db: str, payme
     ledger = (
         "INSERT INTO ledger_entries (user_id, delta, kind, reference, balance_after, created_at)"
     )
-    conn = await aiomysql.connect(
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-        db=payment_db,
-    )
+    conn = await db.connect(settings, payment_db)
     try:
         await _sql(
             conn,

@@ -96,12 +96,7 @@ async def start_clean(settings: PaymentSettings) -> None:
         await redis.flushdb()
     finally:
         await redis.aclose()
-    conn = await aiomysql.connect(
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-    )
+    conn = await db.connect(settings)
     try:
         async with conn.cursor() as cur:
             for name in (PAYMENT_DB, POINTS_DB):

@@ -82,12 +82,7 @@ class Run:
 
 async def start_clean(run: Run) -> None:
     settings = run.settings()
-    conn = await aiomysql.connect(
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-    )
+    conn = await db.connect(settings)
     try:
         async with conn.cursor() as cur:
             for name in (run.payment_db, run.points_db):

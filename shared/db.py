@@ -55,6 +55,28 @@ class Pool(aiomysql.Pool):
         return done
 
 
+def connection_args(settings: ServiceSettings, database: str | None = None) -> dict[str, Any]:
+    """Where and as whom every connection of ours logs in: the one home of those settings."""
+    args: dict[str, Any] = {
+        "host": settings.mysql_host,
+        "port": settings.mysql_port,
+        "user": settings.mysql_user,
+        "password": settings.mysql_password.get_secret_value(),
+        "connect_timeout": settings.mysql_connect_timeout_seconds,
+        "charset": "utf8mb4",
+    }
+    if database is not None:
+        args["db"] = database
+    return args
+
+
+async def connect(
+    settings: ServiceSettings, database: str | None = None, autocommit: bool = False
+) -> aiomysql.Connection:
+    """One connection outside any pool: for the audit's snapshots, tools and benchmarks."""
+    return await aiomysql.connect(**connection_args(settings, database), autocommit=autocommit)
+
+
 async def create_pool(
     settings: ServiceSettings,
     database: str,
@@ -76,14 +98,8 @@ async def create_pool(
         echo=False,
         pool_recycle=3600,
         loop=asyncio.get_running_loop(),
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-        db=database,
-        connect_timeout=settings.mysql_connect_timeout_seconds,
+        **connection_args(settings, database),
         autocommit=False,
-        charset="utf8mb4",
         init_command=init_command,
         client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
     )

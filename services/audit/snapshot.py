@@ -9,6 +9,7 @@ from typing import Any
 
 import aiomysql
 
+from shared import db
 from shared.settings import ServiceSettings
 
 Row = tuple[Any, ...]
@@ -21,16 +22,7 @@ class Snapshot:
 
     @classmethod
     async def open(cls, settings: ServiceSettings, database: str) -> "Snapshot":
-        conn = await aiomysql.connect(
-            host=settings.mysql_host,
-            port=settings.mysql_port,
-            user=settings.mysql_user,
-            password=settings.mysql_password.get_secret_value(),
-            db=database,
-            connect_timeout=settings.mysql_connect_timeout_seconds,
-            autocommit=False,
-            charset="utf8mb4",
-        )
+        conn = await db.connect(settings, database)
         snapshot = cls(conn, database)
         try:
             await snapshot.rows("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -40,14 +40,7 @@ def database_names(suffix: str) -> tuple[str, str]:
 @contextlib.asynccontextmanager
 async def admin() -> AsyncIterator[aiomysql.Connection]:
     settings = ServiceSettings()
-    conn = await aiomysql.connect(
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-        autocommit=True,
-        charset="utf8mb4",
-    )
+    conn = await db.connect(settings, autocommit=True)
     try:
         yield conn
     finally:
