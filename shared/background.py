@@ -40,3 +40,19 @@ class BackgroundLoop:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+async def set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` is set within `seconds` (True at once if it is set already).
+
+    A loop that another task ends sets an event and checks it after every await, rather
+    than relying on the cancel alone: on Python 3.11 a cancel can be lost inside a library
+    (redis-py sends each command under asyncio.wait_for, which returns a finished write
+    instead of raising the cancel), and the loop would run on.
+    """
+    if event.is_set():
+        return True
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()

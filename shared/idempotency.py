@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from shared.background import set_within
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -131,20 +132,29 @@ class IdempotencyStore:
     @contextlib.asynccontextmanager
     async def leased(self, started: Started) -> AsyncIterator[None]:
         """Keep the running record alive while the block runs."""
-        renewer = asyncio.create_task(self._keep_renewing(started), name=f"lease:{started.key}")
+        finished = asyncio.Event()
+        renewer = asyncio.create_task(
+            self._keep_renewing(started, finished), name=f"lease:{started.key}"
+        )
         try:
             yield
         finally:
+            # The flag, not the cancel, is what stops the renewer: on Python 3.11 a cancel
+            # that lands while redis-py sends a command is lost (its asyncio.wait_for returns
+            # the finished write instead of raising), and the request would wait for the
+            # renewer's last renewal, max_running_seconds later.
+            finished.set()
             renewer.cancel()
             # gather, not a suppressed await: a cancel of *this* task must still propagate.
             await asyncio.gather(renewer, return_exceptions=True)
 
-    async def _keep_renewing(self, started: Started) -> None:
+    async def _keep_renewing(self, started: Started, finished: asyncio.Event) -> None:
         # A request still running after every timeout it has is stuck somewhere: the lease
         # stops, so a retry can settle the key from the database and the bank.
         renewals = int(self.max_running_seconds / self.renew_seconds)
         for _ in range(renewals):
-            await asyncio.sleep(self.renew_seconds)
+            if await set_within(finished, self.renew_seconds):
+                return
             try:
                 renewed = await self._renew(
                     keys=[self._key(started.key)], args=[started.token, self.lease_ms]
@@ -157,8 +167,9 @@ class IdempotencyStore:
                 # the database's unique keys keep the two from both taking effect.
                 log.warning("lease of %r lost while the request runs", started.key)
                 return
-        log.warning("lease of %r not renewed after %gs: the request looks stuck",
-                    started.key, self.max_running_seconds)  # fmt: skip
+        if not finished.is_set():
+            log.warning("lease of %r not renewed after %gs: the request looks stuck",
+                        started.key, self.max_running_seconds)  # fmt: skip
 
     async def complete(self, started: Started, status: int, body: dict[str, Any]) -> bool:
         record = orjson.dumps(

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from shared.background import set_within
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import scripts
 from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
@@ -51,6 +52,7 @@ class Lease:
     lease_ms: int
     expires_at: float | None = None  # monotonic deadline when there is no watchdog
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # stops the watchdog
     holds: int = 1
     watchdog: asyncio.Task[None] | None = None
 
@@ -333,8 +335,7 @@ class RedisLock:
     async def _watch(self, lease: Lease) -> None:
         """Renew every lease/3 until released; mark the lease lost when it is not ours."""
         interval = lease.lease_ms / 3000
-        while True:
-            await asyncio.sleep(interval)
+        while not await set_within(lease.released, interval):
             started = time.monotonic()
             try:
                 renewed = await self.scripts.renew(
@@ -343,6 +344,8 @@ class RedisLock:
             except DEPENDENCY_ERRORS as exc:
                 log.warning("lock %r: renewal failed, will retry: %r", self.name, exc)
                 continue
+            if lease.released.is_set():
+                return  # released while the renewal ran: a refusal now means nothing
             if not renewed:
                 log.error("lock %r: lost while held (expired or force-unlocked)", self.name)
                 lease.lost.set()
@@ -397,6 +400,8 @@ class RedisLock:
             raise LockNotOwnedError(f"lock {self.name!r} is not held by this task")
 
     def _forget(self, lease: Lease) -> None:
+        # The flag stops the watchdog even when the cancel is lost (see set_within).
+        lease.released.set()
         if lease.watchdog is not None:
             lease.watchdog.cancel()
         self.leases.pop((self.key, lease.owner), None)
