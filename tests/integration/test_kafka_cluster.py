@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from services.payment.adapters import outbox
 from services.payment.bootstrap import MIGRATIONS, build_relay
@@ -132,12 +133,24 @@ async def consume(bootstrap: str, topic: str, group: str | None, seen: Counter[s
         topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=group is not None, auto_commit_interval_ms=200,
     )  # fmt: skip
-    await consumer.start()
     try:
+        await consumer.start()
         async for message in consumer:
             seen[orjson.loads(message.value)["event_id"]] += 1
     finally:
         await consumer.stop()
+
+
+async def consume_through_errors(
+    bootstrap: str, topic: str, group: str | None, seen: Counter[str]
+) -> None:
+    """Consume as a real consumer does: on a fresh cluster the group coordinator may not be
+    available yet (its offsets topic is still being created); start again, as services do."""
+    while True:
+        try:
+            await consume(bootstrap, topic, group, seen)
+        except KafkaError:
+            await asyncio.sleep(0.5)  # back off before joining again, not a synchronisation
 
 
 async def log_contents(bootstrap: str, topic: str, partition_count: int) -> Counter[str]:
@@ -170,7 +183,9 @@ async def test_killing_the_leader_broker_under_load_loses_no_event(cluster):
     relay: OutboxRelay = build_relay(settings, pool)
     outbox = Outbox(pool, topic)
     consumed: Counter[str] = Counter()
-    consumer = asyncio.create_task(consume(cluster.bootstrap, topic, f"g-{topic}", consumed))
+    consumer = asyncio.create_task(
+        consume_through_errors(cluster.bootstrap, topic, f"g-{topic}", consumed)
+    )
     relay.start()
     try:
 
@@ -184,11 +199,11 @@ async def test_killing_the_leader_broker_under_load_loses_no_event(cluster):
             return set(outbox.written) <= set(consumed)
 
         await flow(10)
-        await eventually(caught_up, timeout=60, message="events before the kill not consumed")
+        await eventually(caught_up, timeout=180, message="events before the kill not consumed")
         leader = (await partitions(cluster.bootstrap, topic))[0]["leader"]
         cluster.kill(leader)
         await flow(20)  # while the cluster elects new leaders
-        await eventually(caught_up, timeout=90, message="events after the kill were lost")
+        await eventually(caught_up, timeout=180, message="events after the kill were lost")
         cluster.restart(leader)
 
         async def fully_replicated() -> bool:
