@@ -6,6 +6,8 @@ uses is being opened or closed.
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 class BackgroundLoop:
@@ -56,3 +58,44 @@ async def set_within(event: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await event.wait()
     return event.is_set()
+
+
+class Deferred:
+    """A background task started only once it is due, `delay` seconds from now.
+
+    A lease renewer or a lock watchdog has nothing to do before its first renewal, and most
+    holders finish long before that: until then this is a timer, and `cancel()` costs a timer
+    cancel instead of a task created, cancelled and awaited on every request. The loop it
+    starts must still stop on its holder's flag (see set_within), not on the cancel alone.
+    """
+
+    def __init__(
+        self, delay: float, start: Callable[[], Coroutine[Any, Any, None]], name: str
+    ) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self._start = start
+        self._name = name
+        self._cancelled = False
+        self._timer = asyncio.get_running_loop().call_later(delay, self._due)
+
+    def _due(self) -> None:
+        if not self._cancelled:
+            self.task = asyncio.create_task(self._start(), name=self._name)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+    def done(self) -> bool:
+        """Cancelled before it was due, or its task has ended."""
+        if self.task is None:
+            return self._cancelled
+        return self.task.done()
+
+    async def stop(self) -> None:
+        """Cancel, and wait for the task if it had started; a cancel of the caller propagates."""
+        self.cancel()
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)

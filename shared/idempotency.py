@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from shared.background import set_within
+from shared.background import Deferred, set_within
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,12 @@ class IdempotencyStore:
     async def leased(self, started: Started) -> AsyncIterator[None]:
         """Keep the running record alive while the block runs."""
         finished = asyncio.Event()
-        renewer = asyncio.create_task(
-            self._keep_renewing(started, finished), name=f"lease:{started.key}"
+        # Most requests end before their first renewal is due: until then the renewer is a
+        # timer, not a task created and cancelled on every request.
+        renewer = Deferred(
+            self.renew_seconds,
+            lambda: self._keep_renewing(started, finished),
+            name=f"lease:{started.key}",
         )
         try:
             yield
@@ -144,16 +148,17 @@ class IdempotencyStore:
             # the finished write instead of raising), and the request would wait for the
             # renewer's last renewal, max_running_seconds later.
             finished.set()
-            renewer.cancel()
-            # gather, not a suppressed await: a cancel of *this* task must still propagate.
-            await asyncio.gather(renewer, return_exceptions=True)
+            await renewer.stop()
 
     async def _keep_renewing(self, started: Started, finished: asyncio.Event) -> None:
+        """Renew now (the first renewal is due), then every renew_seconds until finished."""
         # A request still running after every timeout it has is stuck somewhere: the lease
         # stops, so a retry can settle the key from the database and the bank.
         renewals = int(self.max_running_seconds / self.renew_seconds)
-        for _ in range(renewals):
-            if await set_within(finished, self.renew_seconds):
+        for renewal in range(renewals):
+            if renewal and await set_within(finished, self.renew_seconds):
+                return
+            if finished.is_set():
                 return
             try:
                 renewed = await self._renew(

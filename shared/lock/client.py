@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from shared.background import set_within
+from shared.background import Deferred, set_within
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import scripts
 from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
@@ -54,7 +54,7 @@ class Lease:
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)  # stops the watchdog
     holds: int = 1
-    watchdog: asyncio.Task[None] | None = None
+    watchdog: Deferred | None = None  # a timer until the first renewal is due, then a task
 
     def ensure_held(self) -> None:
         """Raise LockLostError if the lock may no longer be ours; call it before committing."""
@@ -323,7 +323,9 @@ class RedisLock:
             return lease
         lease = Lease(self.name, owner, token, lease_ms)
         if lease_time is None:
-            lease.watchdog = asyncio.create_task(self._watch(lease), name=f"watchdog:{self.name}")
+            lease.watchdog = Deferred(
+                lease_ms / 3000, lambda: self._watch(lease), name=f"watchdog:{self.name}"
+            )
         else:
             lease.expires_at = time.monotonic() + lease_time
         valid_until = self.scripts.valid_until(started, lease_ms)
@@ -333,9 +335,14 @@ class RedisLock:
         return lease
 
     async def _watch(self, lease: Lease) -> None:
-        """Renew every lease/3 until released; mark the lease lost when it is not ours."""
+        """Renew now (started when the first renewal is due), then every lease/3 until
+        released; mark the lease lost when it is not ours."""
         interval = lease.lease_ms / 3000
-        while not await set_within(lease.released, interval):
+        first = True
+        while not lease.released.is_set():
+            if not first and await set_within(lease.released, interval):
+                return
+            first = False
             started = time.monotonic()
             try:
                 renewed = await self.scripts.renew(

@@ -7,6 +7,7 @@ do the same on purpose: a renewal that is cancelled mid-flight answers as if it 
 
 import asyncio
 
+from shared.background import Deferred
 from shared.idempotency import IdempotencyStore, Started
 from shared.lock.client import Lease, RedisLock, TaskOwners
 
@@ -73,10 +74,11 @@ async def test_a_released_lock_stops_its_watchdog_though_the_cancel_is_lost():
         leases={}, watchdog_timeout=0.03, prefix="lock:",
     )  # fmt: skip
     lease = Lease("w", "owner", token=1, lease_ms=30)
-    lease.watchdog = asyncio.create_task(lock._watch(lease))
+    lease.watchdog = Deferred(0.0, lambda: lock._watch(lease), name="watchdog:w")
     await scripts.renew.in_flight.wait()
     lock._forget(lease)  # released while a renewal is sent
-    done, _ = await asyncio.wait([lease.watchdog], timeout=DEADLINE_SECONDS)
-    lease.watchdog.cancel()  # a failing run ends here: the second cancel reaches it
+    assert lease.watchdog.task is not None
+    done, _ = await asyncio.wait([lease.watchdog.task], timeout=DEADLINE_SECONDS)
+    lease.watchdog.task.cancel()  # a failing run ends here: the second cancel reaches it
     assert done, "the watchdog kept renewing a released lock"
     assert not lease.lost.is_set()
