@@ -4,8 +4,9 @@ import uuid
 
 import pytest
 
-from services.payment.domain.commands import CreditWallet, Pay
+from services.payment.domain.commands import CancelPayment, CreditWallet, Pay
 from services.payment.domain.errors import ConcurrentUpdate
+from services.payment.domain.model import LedgerKind, Payment, PaymentStatus
 from services.payment.service_layer.handlers import PaymentService
 from shared.lock import LockService
 from tests.integration.payment_harness import running_payment_app
@@ -241,3 +242,65 @@ async def test_write_with_a_stale_fencing_token_is_refused():
         assert (balance, token) == (9_000, newer.token)
         await fresh.close()
         await paused.close()
+
+
+async def test_a_refused_compare_and_set_writes_nothing_of_its_transaction():
+    """The writes and the COMMIT go in one query; the balance update's fencing check fails
+    inside it, after the payment row was inserted: the COMMIT must not run."""
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        service = app.parts.service
+        [(token,)] = await app.query("SELECT fence_token FROM wallets WHERE user_id = %s", user)
+        async with service.uow_factory(token + 10, False) as uow:  # a holder with a newer token
+            wallet = await uow.wallets.get(user)
+            assert wallet is not None
+            await service.book(
+                uow, wallet, wallet.credited(1_000), LedgerKind.CREDIT, uuid.uuid4().hex,
+                service.clock(),
+            )  # fmt: skip
+            await uow.commit()
+        async with service.uow_factory(token + 5, False) as uow:  # an older holder writes late
+            wallet = await uow.wallets.get(user)
+            assert wallet is not None
+            now = service.clock()
+            payment = Payment(
+                str(uuid.uuid4()), f"o-{uuid.uuid4().hex}", user, 500,
+                PaymentStatus.COMPLETED, wallet.balance - 500, now,
+            )  # fmt: skip
+            await uow.payments.add(payment)  # queued before the refused balance update
+            await service.book(
+                uow, wallet, wallet.debited(500), LedgerKind.PAYMENT, payment.payment_id, now
+            )
+            await service._announce(uow, payment)
+            with pytest.raises(ConcurrentUpdate):
+                await uow.commit()
+        assert await app.assert_ledger_consistent(user) == 11_000
+        assert await app.payment_count(user) == 0
+        assert await app.query("SELECT event_id FROM outbox WHERE event_key = %s", user) == []
+
+
+async def test_a_refused_cancel_writes_nothing_of_its_transaction():
+    """mark_cancelled is a compare-and-set too: a payment cancelled meanwhile stops the query."""
+    async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        service = app.parts.service
+        paid = await service.pay(Pay(f"o-{uuid.uuid4().hex}", user, 2_000))
+        async with service.reading() as uow:
+            wallet = await uow.wallets.get(user)
+            assert wallet is not None
+        await service.cancel(CancelPayment(paid.payment.payment_id))  # refunded meanwhile
+        async with service.uow_factory(None, False) as uow:  # a late second refund
+            now = service.clock()
+            late = await uow.wallets.get(user)
+            assert late is not None
+            await uow.payments.mark_cancelled(paid.payment.cancelled(now))  # as _refund does
+            await service.book(
+                uow, late, late.credited(2_000), LedgerKind.REFUND, paid.payment.payment_id, now
+            )  # the balance matches: this compare-and-set would pass
+            with pytest.raises(ConcurrentUpdate):
+                await uow.commit()
+        assert await app.assert_ledger_consistent(user) == 10_000
+        [(status,)] = await app.query(
+            "SELECT status FROM payments WHERE payment_id = %s", paid.payment.payment_id
+        )
+        assert status == PaymentStatus.CANCELLED.value

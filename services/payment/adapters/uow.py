@@ -50,9 +50,9 @@ class UnitOfWork(abc.ABC):
 class MySqlUnitOfWork(UnitOfWork):
     """`fence_token` guards every wallet write; `row_locks` reads wallets FOR UPDATE.
 
-    Money writes are queued and sent by `commit()` (adapters/writes.py): in one round trip
-    when the pool's connections allow multi-statements (`multi_statements`, see
-    db.create_pool), one by one otherwise.
+    Money writes are queued and sent by `commit()` (adapters/writes.py): with the COMMIT, in
+    one round trip, when the pool's connections allow multi-statements (`multi_statements`,
+    see db.create_pool), one by one otherwise.
     """
 
     def __init__(
@@ -102,8 +102,7 @@ class MySqlUnitOfWork(UnitOfWork):
 
     async def commit(self) -> None:
         assert self._conn is not None
-        await self.writes.flush()
-        await self._conn.commit()
+        await self.writes.flush(commit=True)
         self._done = True
 
     async def rollback(self) -> None:
