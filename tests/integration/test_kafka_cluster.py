@@ -9,24 +9,21 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
-import aiomysql
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from services.payment.adapters import outbox
 from services.payment.bootstrap import MIGRATIONS, build_relay
 from services.payment.relay import OutboxRelay
 from services.payment.settings import PaymentSettings
 from shared import db
-from shared.clock import iso, utcnow
-from shared.events import PAYMENT_COMPLETED, PaymentEvent
 from shared.kafka import ensure_topics, topic_specs
 from testkit.waiting import eventually
 from tests.integration.cluster_harness import KafkaCluster
+from tests.integration.outbox_harness import Outbox, log_contents
 
 pytestmark = pytest.mark.integration
 
@@ -100,34 +97,6 @@ async def test_topics_are_created_with_three_replicas_two_in_sync_and_no_unclean
     assert configs["unclean.leader.election.enable"] == "false"
 
 
-class Outbox:
-    """Writes events into the payment outbox, as committed payments do, for one topic."""
-
-    def __init__(self, pool: aiomysql.Pool, topic: str) -> None:
-        self.pool = pool
-        self.topic = topic
-        self.written: list[str] = []
-
-    async def write(self, count: int) -> None:
-        now = utcnow()
-        rows = []
-        for _ in range(count):
-            event = PaymentEvent(
-                event_id=str(uuid.uuid4()),
-                event_type=PAYMENT_COMPLETED,
-                occurred_at=iso(now),
-                payment_id=str(uuid.uuid4()),
-                order_id=f"ha-{uuid.uuid4().hex}",
-                user_id=f"user-{len(self.written) % 17}",
-                amount=1000,
-            )
-            rows.append(outbox.insert_values(self.topic, event, now))
-            self.written.append(event.event_id)
-        async with self.pool.acquire() as conn, conn.cursor() as cur:
-            await cur.executemany(outbox.INSERT, rows)
-            await conn.commit()
-
-
 async def consume(bootstrap: str, topic: str, group: str | None, seen: Counter[str]) -> None:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
@@ -151,26 +120,6 @@ async def consume_through_errors(
             await consume(bootstrap, topic, group, seen)
         except KafkaError:
             await asyncio.sleep(0.5)  # back off before joining again, not a synchronisation
-
-
-async def log_contents(bootstrap: str, topic: str, partition_count: int) -> Counter[str]:
-    """Every event id in the topic's log, read from the start without a group."""
-    seen: Counter[str] = Counter()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(partition_count)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    seen[orjson.loads(record.value)["event_id"]] += 1
-    finally:
-        await consumer.stop()
-    return seen
 
 
 async def test_killing_the_leader_broker_under_load_loses_no_event(cluster):
