@@ -54,7 +54,10 @@ class _Script:
 
     async def run(self, keys: list[str], args: list[Any], timeout: float) -> list[Answer]:
         async def one(script: Any) -> Answer:
-            return await asyncio.wait_for(script(keys=keys, args=args), timeout)
+            try:
+                return await asyncio.wait_for(script(keys=keys, args=args), timeout)
+            except TimeoutError as exc:  # asyncio's: the node is down, as a driver timeout says
+                raise redis.exceptions.TimeoutError(f"no answer in {timeout:g}s") from exc
 
         return await asyncio.gather(*(one(s) for s in self.per_node), return_exceptions=True)
 

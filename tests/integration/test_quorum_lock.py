@@ -6,6 +6,7 @@ The Redisson behaviours of the one-node lock (test_lock.py) hold on three nodes 
 import asyncio
 import contextlib
 import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -96,6 +97,29 @@ async def test_a_majority_acquires_while_one_node_is_down(nodes, clients):
         assert lease.token > before.token
         assert await holders(clients[:2], locks.lock("one-down").key) == 2
     await locks.close()
+
+
+async def test_a_node_that_does_not_answer_in_time_counts_as_down(nodes, clients):
+    """A node slower than the node timeout (stopped here with SIGSTOP; a busy machine does
+    it too) is a node down, as the README says, not an error out of the lock."""
+    patient = [
+        Redis.from_url(
+            url, retry=Retry(NoBackoff(), 0), socket_timeout=10, socket_connect_timeout=10
+        )
+        for url in nodes.urls
+    ]  # fmt: skip: the client waits longer than the lock does
+    stopped = int((nodes.state_dir / "redis-lock" / "node-3" / "redis.pid").read_text())
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        locks = LockService(patient, prefix=f"test-qlock:{time.time_ns()}:", node_timeout=0.3)
+        lease = acquired(await locks.lock("stalled").try_lock(wait_time=2))
+        assert lease.token > 0
+        await locks.lock("stalled").unlock()
+        await locks.close()
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+        for client in patient:
+            await client.aclose()
 
 
 async def test_a_minority_is_not_enough_and_says_the_lock_service_is_down(nodes, clients):
