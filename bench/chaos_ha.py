@@ -1,12 +1,13 @@
 """`make chaos-ha`: the high-availability faults under load, against the running system.
 
-Start it with `KAFKA_BROKERS=3 LOCK_REDIS_NODES=3 PAYMENT_REPLICAS=2 make up` and run this
-with the same settings. Each scenario pays through HAProxy from concurrent clients that
-retry as real clients do (same order_id, after a transport error, a 409 REQUEST_IN_PROGRESS
-or a 503), kills one thing by pid a quarter of the way in, brings it back, then waits for
-`make audit` to pass (every balance = its ledger, each payment once, every event applied
-once as points) and counts the dead letters. A table on stdout, JSON in bench/results/;
-exit 1 when money or an event was lost or doubled, or a payment failed for good.
+Start it with `KAFKA_BROKERS=3 LOCK_REDIS_NODES=3 PAYMENT_REPLICAS=2 make up` (and
+POINTS_WORKERS=2 for the points-worker row) and run this with the same settings. Each
+scenario pays through HAProxy from concurrent clients that retry as real clients do (same
+order_id, after a transport error, a 409 REQUEST_IN_PROGRESS or a 503), kills one thing by
+pid a quarter of the way in, brings it back, then waits for `make audit` to pass (every
+balance = its ledger, each payment once, every event applied once as points) and counts the
+dead letters. A table on stdout, JSON in bench/results/; exit 1 when money or an event was
+lost or doubled, or a payment failed for good.
 """
 
 import asyncio
@@ -29,6 +30,7 @@ from services.payment.bootstrap import operator_payments
 from services.payment.domain.commands import CreditWallet
 from services.payment.settings import PaymentSettings
 from services.points.dlt import read_all
+from services.points.settings import PointsSettings
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("MOCKPAY_STATE_DIR", REPO / ".local"))
@@ -109,9 +111,22 @@ def replica_killer() -> Fault:
     return Fault("kill -9 payment replica 1 of 2", inject, lambda: None)  # supervisord restarts
 
 
+def points_worker_killer(workers: int) -> Fault:
+    """The other workers take its partitions; supervisord starts it again and it rejoins."""
+
+    def inject() -> str:
+        pid = supervised_pid("points-1")
+        os.kill(pid, signal.SIGKILL)
+        return f"pid {pid}"
+
+    return Fault(f"kill -9 points worker 1 of {workers}", inject, lambda: None)
+
+
 def faults(leader: int) -> list[Fault]:
+    workers = PointsSettings().points_workers
     return [broker_killer(leader), lock_nodes_killer((1,)), lock_nodes_killer((1, 2)),
-            replica_killer()]  # fmt: skip
+            replica_killer(),
+            *([points_worker_killer(workers)] if workers > 1 else [])]  # fmt: skip
 
 
 class Clients:

@@ -54,8 +54,10 @@ ensure_packages() {
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v prometheus >/dev/null || missing+=(prometheus)
-  # HAProxy fronts the payment replicas (PAYMENT_REPLICAS > 1).
-  if [ "${PAYMENT_REPLICAS:-1}" -gt 1 ]; then command -v haproxy >/dev/null || missing+=(haproxy); fi
+  # HAProxy fronts the payment replicas (PAYMENT_REPLICAS > 1) and points workers (POINTS_WORKERS > 1).
+  if [ "${PAYMENT_REPLICAS:-1}" -gt 1 ] || [ "${POINTS_WORKERS:-1}" -gt 1 ]; then
+    command -v haproxy >/dev/null || missing+=(haproxy)
+  fi
   apt_install "${missing[@]}"
 }
 

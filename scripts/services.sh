@@ -5,7 +5,9 @@
 #   scripts/services.sh up|down|status
 # MOCKPAY_SERVICES="fake-bank payment" runs a subset (tests do); the default is all four.
 # PAYMENT_REPLICAS=2 runs payment-1, payment-2 on PAYMENT_REPLICA_BASE_PORT, +1 behind HAProxy
-# (Debian's package) on PAYMENT_PORT.
+# (Debian's package) on PAYMENT_PORT. POINTS_WORKERS=2 runs points-1, points-2 (one consumer
+# group, each its own process and port from POINTS_WORKER_BASE_PORT) behind HAProxy on
+# POINTS_PORT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -32,6 +34,9 @@ PAYMENT_REPLICAS=${PAYMENT_REPLICAS:-1}
 PAYMENT_REPLICA_BASE_PORT=${PAYMENT_REPLICA_BASE_PORT:-8010}
 HAPROXY_CHECK_INTERVAL_MS=${HAPROXY_CHECK_INTERVAL_MS:-1000}
 HAPROXY_RETRIES=${HAPROXY_RETRIES:-3}
+POINTS_WORKERS=${POINTS_WORKERS:-1}
+POINTS_WORKER_BASE_PORT=${POINTS_WORKER_BASE_PORT:-8020}
+POINTS_DATA_DIR=${POINTS_DATA_DIR:-$ROOT/.local/points}
 
 # name, module, health url
 ALL_SERVICES="fake-bank services.bank_gateway.fake_bank http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}/health
@@ -47,6 +52,8 @@ done <<< "$ALL_SERVICES")
 
 # Replicas: "name module url PAYMENT_PORT=port". The replicas start before
 # HAProxy, which is "payment" then: it answers on PAYMENT_PORT once a replica is healthy.
+# Points workers likewise ("points" is then HAProxy on POINTS_PORT); each has a faust data
+# folder of its own.
 expand() {
   local name module url i port
   while read -r name module url; do
@@ -56,6 +63,12 @@ expand() {
         echo "payment-$i $module http://${PAYMENT_HOST:-127.0.0.1}:$port/health PAYMENT_PORT=$port"
       done
       echo "payment haproxy $url"
+    elif [ "$name" = points ] && [ "$POINTS_WORKERS" -gt 1 ]; then
+      for i in $(seq 1 "$POINTS_WORKERS"); do
+        port=$(( POINTS_WORKER_BASE_PORT + i - 1 ))
+        echo "points-$i $module http://${POINTS_HOST:-127.0.0.1}:$port/health POINTS_PORT=$port,POINTS_DATA_DIR=$POINTS_DATA_DIR/points-$i"
+      done
+      echo "points haproxy $url"
     else
       echo "$name $module $url"
     fi
@@ -78,9 +91,20 @@ program_running() { ctl status "$1" 2>/dev/null | grep -q RUNNING; }
 # failed checks; a request whose connection failed or got no answer (a replica killed under
 # it) is sent again to another one (retry-on + redispatch). Payments and top-ups are
 # idempotent by order_id / charge_id, so sending one again is safe.
+haproxy_config() { if [ "$1" = points ]; then echo "$RUN/haproxy-points.cfg"; else echo "$RUN/haproxy.cfg"; fi; }
+
+# Points workers: any of them answers the points API (it reads MariaDB), so HAProxy checks
+# /health/live: /health is 503 on every member while its group rebalances.
 write_haproxy_config() {
-  local i port
-  cat > "$RUN/haproxy.cfg" <<CFG
+  local service=$1 i port file
+  file=$(haproxy_config "$service")
+  local count=$PAYMENT_REPLICAS base=$PAYMENT_REPLICA_BASE_PORT bind=${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}
+  local check=/health host=${PAYMENT_HOST:-127.0.0.1}
+  if [ "$service" = points ]; then
+    count=$POINTS_WORKERS base=$POINTS_WORKER_BASE_PORT
+    bind=${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003} check=/health/live host=${POINTS_HOST:-127.0.0.1}
+  fi
+  cat > "$file" <<CFG
 # Written by scripts/services.sh up; edit that script, not this file.
 global
   log stdout format raw local0 warning
@@ -96,19 +120,19 @@ defaults
   retry-on conn-failure empty-response
   option redispatch
 
-frontend payment
-  bind ${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}
-  default_backend payment_replicas
+frontend $service
+  bind $bind
+  default_backend ${service}_replicas
 
-backend payment_replicas
+backend ${service}_replicas
   balance roundrobin
-  option httpchk GET /health
+  option httpchk GET $check
   http-check expect status 200
   default-server inter ${HAPROXY_CHECK_INTERVAL_MS} fall 2 rise 1
 CFG
-  for i in $(seq 1 "$PAYMENT_REPLICAS"); do
-    port=$(( PAYMENT_REPLICA_BASE_PORT + i - 1 ))
-    echo "  server payment-$i ${PAYMENT_HOST:-127.0.0.1}:$port check" >> "$RUN/haproxy.cfg"
+  for i in $(seq 1 "$count"); do
+    port=$(( base + i - 1 ))
+    echo "  server $service-$i $host:$port check" >> "$file"
   done
 }
 
@@ -137,10 +161,11 @@ CONF
     command="$VENV/python -m $module"
     environment=""
     if [ "$module" = haproxy ]; then
-      write_haproxy_config
-      command="$(command -v haproxy) -db -f $RUN/haproxy.cfg"
+      write_haproxy_config "$name"
+      command="$(command -v haproxy) -db -f $(haproxy_config "$name")"
     fi
-    if [ -n "${setting:-}" ]; then environment="environment=${setting%%=*}=\"${setting#*=}\""; fi
+    # "A=1,B=2" -> environment=A="1",B="2"
+    if [ -n "${setting:-}" ]; then environment="environment=$(sed -E 's/([A-Z_]+)=([^,]*)/\1="\2"/g' <<< "$setting")"; fi
     cat >> "$CONF" <<CONF
 
 [program:$name]
@@ -182,9 +207,12 @@ up() {
     wait_for "$name" "$SERVICE_WAIT_SECONDS" healthy "$url" \
       || die "$name did not answer $url; see $LOGS/$name.log"
   done <<< "$SERVICES"
-  local replicas=""
+  local replicas="" workers=""
   if [ "$PAYMENT_REPLICAS" -gt 1 ]; then
     replicas=" HAProxy over $PAYMENT_REPLICAS replicas, ports $PAYMENT_REPLICA_BASE_PORT and up"
+  fi
+  if [ "$POINTS_WORKERS" -gt 1 ]; then
+    workers=" HAProxy over $POINTS_WORKERS workers, ports $POINTS_WORKER_BASE_PORT and up"
   fi
   local key=${PAYMENT_API_KEYS%%,*}
   key=${key%%:*}  # an entry may be key:scope+scope
@@ -194,7 +222,7 @@ Mock-Pay is up (kept alive by supervisord: make status).
   payment service   http://${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}   (docs: /docs)$replicas
   bank gateway      http://${BANK_GATEWAY_HOST:-127.0.0.1}:${BANK_GATEWAY_PORT:-8001}
   fake bank         http://${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}
-  points service    http://${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003}
+  points service    http://${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003}$workers
   MariaDB 127.0.0.1:${MYSQL_PORT:-3306}   Redis 127.0.0.1:${REDIS_PORT:-6379}   Kafka 127.0.0.1:${KAFKA_PORT:-9092}
   API key           $key
   try: curl -H "Authorization: Bearer $key" http://127.0.0.1:${PAYMENT_PORT:-8000}/wallets -d '{"user_id":"alice"}' -H 'content-type: application/json'
@@ -209,9 +237,26 @@ down() {
   rm -f "$RUN/supervisor.sock" "$RUN/supervisord.pid"
 }
 
+# Each points worker's share of the events topic, as it reports it (GET /partitions).
+worker_partitions() {
+  local key=${PAYMENT_API_KEYS%%,*} i port
+  key=${key%%:*}
+  for i in $(seq 1 "$POINTS_WORKERS"); do
+    port=$(( POINTS_WORKER_BASE_PORT + i - 1 ))
+    printf 'points-%s partitions: ' "$i"
+    "$VENV/python" - "http://${POINTS_HOST:-127.0.0.1}:$port/partitions" "$key" 2>/dev/null <<'PY' || echo "no answer"
+import json, sys, urllib.request
+request = urllib.request.Request(sys.argv[1], headers={"Authorization": f"Bearer {sys.argv[2]}"})
+answer = json.load(urllib.request.urlopen(request, timeout=2))
+print(answer["partitions"] if answer["joined"] else "none (rebalancing)")
+PY
+  done
+}
+
 status() {
   if supervisor_answers; then
     ctl status || true  # exits 3 when a program is not RUNNING; the table says which
+    if [ "$POINTS_WORKERS" -gt 1 ]; then worker_partitions; fi
   else
     log "supervisord is not running (make up starts it)"
   fi

@@ -5,8 +5,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from services.points.dead_letters import DeadLetters
@@ -64,8 +65,10 @@ def create_app(settings: PointsSettings) -> FastAPI:
             settings.points_outage_backoff_max_seconds,
         )
         processor = EventProcessor(store, dead_letters, policy)
-        membership = Membership(settings.points_group_id)
+        membership = Membership(settings.points_group_id, settings.events_topic)
+        await warn_if_workers_idle(producer, settings)
         app.state.store, app.state.processor, app.state.producer = store, processor, producer
+        app.state.membership = membership
         app.state.health_checks = {
             "mariadb": lambda: db.ping(pool),
             "kafka": lambda: producer.client.fetch_all_metadata(),
@@ -106,8 +109,31 @@ def create_app(settings: PointsSettings) -> FastAPI:
         """Operators: what the stream did since start (applied, duplicates, dead letters)."""
         return JsonResponse(dict(processor.counts))
 
+    @app.get("/partitions", dependencies=[Depends(keys.require(Scope.ADMIN))])
+    async def partitions(request: Request) -> JsonResponse:
+        """Operators: the partitions of the events topic this worker consumes."""
+        membership: Membership = request.app.state.membership
+        return JsonResponse(membership.assignment())
+
     install_metrics(app, registry)
     return app
+
+
+async def warn_if_workers_idle(producer: AIOKafkaProducer, settings: PointsSettings) -> None:
+    """A partition has one consumer in a group: workers beyond the partition count idle."""
+    try:
+        partitions = await producer.partitions_for(settings.events_topic)
+    except KafkaError as exc:
+        log.warning("could not count the partitions of %s: %r", settings.events_topic, exc)
+        return
+    if len(partitions) < settings.points_workers:
+        log.warning(
+            "POINTS_WORKERS=%d but %s has %d partition(s): %d worker(s) will idle",
+            settings.points_workers,
+            settings.events_topic,
+            len(partitions),
+            settings.points_workers - len(partitions),
+        )
 
 
 def lag_target(settings: PointsSettings) -> LagTarget:

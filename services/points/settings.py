@@ -26,3 +26,6 @@ class PointsSettings(ServiceSettings, ApiKeySettings):
     # (group.min.session.timeout.ms).
     points_session_timeout_seconds: float = 10.0
     points_heartbeat_interval_seconds: float = 2.0
+    # Worker processes in the group (make up starts them): more than the events topic's
+    # partitions (KAFKA_TOPIC_PARTITIONS) would leave some idle, which startup warns about.
+    points_workers: int = 1

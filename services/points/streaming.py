@@ -26,19 +26,24 @@ log = logging.getLogger(__name__)
 class Membership:
     """Whether the consumer has joined its group: readiness for the points service."""
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, topic: str = "") -> None:
         self.group = group
+        self.topic = topic
         self.joined = False
-        self.partitions = 0
+        self.partitions: list[int] = []  # of `topic` (faust also holds a leader topic's)
         self.failed: BaseException | None = None
 
     async def on_assigned(self, _app: Any, /, *args: Any, signal: Any, **_: Any) -> None:
-        self.joined, self.partitions = True, len(args[0])
-        log.info("consumer joined group %s with %d partition(s)", self.group, self.partitions)
+        self.joined = True
+        self.partitions = sorted(tp.partition for tp in args[0] if tp.topic == self.topic)
+        log.info("consumer joined group %s with partitions %s", self.group, self.partitions)
 
     async def on_revoked(self, _app: Any, /, *args: Any, signal: Any, **_: Any) -> None:
-        self.joined = False  # a rebalance began: no partitions until it ends
+        self.joined, self.partitions = False, []  # a rebalance began: none until it ends
         log.info("consumer rebalancing in group %s", self.group)
+
+    def assignment(self) -> dict[str, Any]:
+        return {"group": self.group, "joined": self.joined, "partitions": self.partitions}
 
     async def check(self) -> None:
         if self.failed is not None:
