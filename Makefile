@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 
 .PHONY: help setup lock infra-up infra-down infra-status up down status monitor dashboard payment points \
-        bank-gateway fake-bank migrate credit test test-unit test-integration test-e2e lint fmt \
+        bank-gateway fake-bank migrate credit test test-ha test-unit test-integration test-e2e lint fmt \
         logs bench-hot bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit \
         load load-threshold bench-audit bench-hot-wallet chaos chaos-ha
 
@@ -67,6 +67,8 @@ credit: setup ## Operator credit: make credit WALLET=alice AMOUNT=10000 REF=why
 
 test: setup infra-up ## Run unit, integration and end-to-end tests
 	@bash scripts/test.sh
+test-ha: setup ## Integration and e2e suites against 3 Kafka brokers, 3 lock nodes, 2 payment replicas, 2 points workers
+	@bash scripts/test-ha.sh
 test-unit: setup ## Run the unit tests only (no servers)
 	@$(PY) -m pytest tests/unit -q
 

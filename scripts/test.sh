@@ -10,7 +10,8 @@ PY=$ROOT/.venv/bin/python
 bash scripts/infra.sh test-packages || exit 1
 
 status=0
-for suite in unit integration e2e; do
+# TEST_SUITES picks some (make test-ha runs "integration e2e").
+for suite in ${TEST_SUITES:-unit integration e2e}; do
   echo "== $suite tests"
   "$PY" -m pytest "tests/$suite" -q "$@"
   rc=$?

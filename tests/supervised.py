@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testkit.processes import REPO
+from tests.integration.cluster_harness import free_port_run
 
 SCRIPT_SECONDS = 180
 
@@ -37,4 +38,12 @@ class Supervised:
 
 
 def supervised_env(state: Path, services: str, **settings: str) -> dict[str, str]:
-    return {**os.environ, "MOCKPAY_STATE_DIR": str(state), "MOCKPAY_SERVICES": services, **settings}
+    """The environment of a test's own `services.sh`. Replicas and points workers (under
+    PAYMENT_REPLICAS / POINTS_WORKERS > 1, as `make test-ha` sets) get free ports too."""
+    free = {
+        "PAYMENT_REPLICA_BASE_PORT": str(free_port_run(4)),
+        "POINTS_WORKER_BASE_PORT": str(free_port_run(4)),
+        "POINTS_DATA_DIR": str(state / "points"),
+    }
+    return {**os.environ, **free, "MOCKPAY_STATE_DIR": str(state), "MOCKPAY_SERVICES": services,
+            **settings}  # fmt: skip

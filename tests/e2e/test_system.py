@@ -1,7 +1,6 @@
 """The four services as processes, as `make up` runs them, talked to over HTTP."""
 
 import json
-import os
 import uuid
 
 import httpx
@@ -14,11 +13,10 @@ from services.bank_gateway.settings import FakeBankSettings, GatewaySettings
 from services.payment.settings import PaymentSettings
 from services.points.dlt import read_all
 from shared.tracing import TraceParent
-from testkit.processes import LOGS
 from testkit.waiting import eventually, eventually_blocking
 from tests.dashboard import SUFFIXES, metric_names
-from tests.e2e.four_services import four_services
-from tests.integration.events_harness import Topics
+from tests.e2e.four_services import four_services, instances, points_logs
+from tests.integration.events_harness import BOOTSTRAP, Topics
 from tests.monitoring import ALERTS, prometheus, query
 from tests.scrape import Sample, named, parse, value
 
@@ -183,7 +181,8 @@ def test_a_thousand_distinct_paths_leave_a_bounded_uri_label_set(system):
             assert client.get(f"/no/such/path/{i}").status_code == 404
     uris = {
         s.labels["uri"]
-        for s in named(scrape(system["payment"]), "http_server_requests_seconds_count")
+        for replica in instances(system, "payment")  # HAProxy spreads the requests
+        for s in named(scrape(replica), "http_server_requests_seconds_count")
     }
     assert "UNKNOWN" in uris and "/wallets/{user_id}" in uris
     assert not any("user-" in uri or "/no/such" in uri for uri in uris)
@@ -255,7 +254,7 @@ def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_
 def points_log_lines(trace_id: str) -> list[dict]:
     """JSON lines of this test run's points service logs that carry `trace_id`."""
     lines = []
-    for path in LOGS.glob(f"services_points-{os.getpid()}-*.log"):
+    for path in points_logs():
         for line in path.read_text(errors="replace").splitlines():
             if trace_id in line and line.startswith("{"):
                 lines.append(orjson.loads(line))
@@ -287,10 +286,10 @@ async def test_one_trace_id_follows_a_payment_from_http_to_points_and_the_dlt(sy
 
     # The event as the relay sent it carries the trace; a poison copy of it, dead-lettered
     # by the points service, keeps it on the DLT.
-    events = await read_all("127.0.0.1:9092", TOPICS.events)
+    events = await read_all(BOOTSTRAP, TOPICS.events)
     [event] = [r for r in events if r.key == user.encode()]
     assert trace_of(event.headers) == sent.trace_id
-    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -300,7 +299,7 @@ async def test_one_trace_id_follows_a_payment_from_http_to_points_and_the_dlt(sy
         await producer.stop()
 
     async def letters() -> list:
-        records = await read_all("127.0.0.1:9092", TOPICS.dead_letters)
+        records = await read_all(BOOTSTRAP, TOPICS.dead_letters)
         return [r for r in records if r.key == user.encode()]
 
     async def dead_lettered() -> bool:

@@ -19,6 +19,15 @@ from shared.settings import ServiceSettings
 from testkit.processes import REPO, service_process
 from testkit.servers import free_port
 
+# The Kafka the settings name: one broker, or the three of KAFKA_BROKERS=3 (make test-ha).
+BOOTSTRAP = ServiceSettings().kafka_bootstrap_servers
+
+
+def brokers(bootstrap: str) -> int:
+    """How many brokers a bootstrap list names: a private single broker gets topics of one
+    replica even when the settings (make test-ha) say three."""
+    return len(bootstrap.split(","))
+
 
 @dataclass
 class Topics:
@@ -31,26 +40,28 @@ class Topics:
         tag = uuid.uuid4().hex[:10]
         return cls(f"test.events.{tag}", f"test.events.{tag}.DLT", f"test-points-{tag}")
 
-    def env(self, bootstrap: str = "127.0.0.1:9092") -> dict[str, str]:
+    def env(self, bootstrap: str = BOOTSTRAP) -> dict[str, str]:
         return {
             "EVENTS_TOPIC": self.events,
             "DEAD_LETTER_TOPIC": self.dead_letters,
             "POINTS_GROUP_ID": self.group,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_BROKERS": str(brokers(bootstrap)),
         }
 
-    def payment_settings(self, bootstrap: str = "127.0.0.1:9092") -> dict[str, object]:
+    def payment_settings(self, bootstrap: str = BOOTSTRAP) -> dict[str, object]:
         return {
             "events_topic": self.events,
             "dead_letter_topic": self.dead_letters,
             "kafka_bootstrap_servers": bootstrap,
+            "kafka_brokers": brokers(bootstrap),
             "outbox_poll_interval_seconds": 0.2,
             "outbox_retry_backoff_seconds": 0.5,
         }
 
 
 @contextlib.contextmanager
-def points_process(topics: Topics, bootstrap: str = "127.0.0.1:9092", **env: str) -> Iterator[str]:
+def points_process(topics: Topics, bootstrap: str = BOOTSTRAP, **env: str) -> Iterator[str]:
     """The points service in its own process, consuming; yields its base URL."""
     with running_points(topics, bootstrap, env=env) as (url, _):
         yield url
@@ -59,7 +70,7 @@ def points_process(topics: Topics, bootstrap: str = "127.0.0.1:9092", **env: str
 @contextlib.contextmanager
 def running_points(
     topics: Topics,
-    bootstrap: str = "127.0.0.1:9092",
+    bootstrap: str = BOOTSTRAP,
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:

@@ -16,6 +16,7 @@ from shared.clock import iso, utcnow
 from shared.events import PaymentEvent
 from testkit.waiting import eventually
 from tests.integration.events_harness import (
+    BOOTSTRAP,
     PrivateKafka,
     Topics,
     points_db,
@@ -51,7 +52,7 @@ def earned(amount: int) -> int:
 
 
 async def dead_letters(topics: Topics) -> list:
-    return await read_all("127.0.0.1:9092", topics.dead_letters)
+    return await read_all(BOOTSTRAP, topics.dead_letters)
 
 
 async def test_1000_payments_across_100_users_earn_the_rules_points_once(
@@ -106,7 +107,7 @@ async def test_a_redelivered_event_is_applied_once(topics, points_service, point
         str(uuid.uuid4()), "PaymentCompleted", iso(utcnow()), str(uuid.uuid4()), "o", user,
         40_000,
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
     await producer.start()
     for _ in range(3):
         await producer.send_and_wait(topics.events, event.to_bytes(), key=user.encode())
@@ -130,7 +131,7 @@ async def _send_completed(topics: Topics, user: str, amount: int, key: str | Non
         str(uuid.uuid4()), "PaymentCompleted", iso(utcnow()), str(uuid.uuid4()), "o", user,
         amount,
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
     await producer.start()
     await producer.send_and_wait(topics.events, event.to_bytes(), key=(key or user).encode())
     await producer.stop()
@@ -142,7 +143,7 @@ async def _has_points(pool, user: str) -> bool:
 
 async def test_malformed_message_lands_on_the_dlt_with_every_header(topics, points_service):
     key = f"bad-{uuid.uuid4().hex[:8]}"
-    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
     await producer.start()
     sent = await producer.send_and_wait(topics.events, b'{"amount": -5', key=key.encode())
     negative = (
@@ -179,7 +180,7 @@ async def test_unknown_event_types_are_ignored_not_dead_lettered(topics, points_
     future = PaymentEvent(
         str(uuid.uuid4()), "PaymentRefunded", iso(utcnow()), "p", "o", user, 1_000
     )
-    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
     await producer.start()
     await producer.send_and_wait(topics.events, future.to_bytes(), key=user.encode())
     await producer.stop()
@@ -249,7 +250,7 @@ async def test_poison_is_tried_four_times_then_replay_from_the_dlt_applies_it(
     assert "frozen" in str(headers["kafka_dlt-exception-message"])
     assert await points_of(points, [user]) == {}
 
-    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
     await producer.start()
     for _ in range(2):  # replaying twice is as good as once
         await replay(producer, select(await dead_letters(topics), record.offset, record.partition))

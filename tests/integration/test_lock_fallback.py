@@ -7,6 +7,7 @@ ledger, nothing is negative or charged twice, and the fallbacks are counted."""
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -114,7 +115,8 @@ async def test_killing_the_only_redis_under_load_costs_no_payment_or_charge(tmp_
     node = LockNodes(tmp_path, size=1)
     node.start()
     try:
-        async with running_payment_with_bank(redis_url=node.urls[0]) as (app, _):
+        one_node: dict[str, Any] = {"redis_url": node.urls[0], "lock_redis_nodes": 1}  # test-ha too
+        async with running_payment_with_bank(**one_node) as (app, _):
             users = [await app.new_wallet(balance=START) for _ in range(6)]
 
             async def kill() -> None:

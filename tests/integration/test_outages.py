@@ -22,6 +22,7 @@ from shared.infra_errors import is_outage
 from shared.settings import ServiceSettings
 from testkit.waiting import eventually
 from tests.integration.events_harness import (
+    BOOTSTRAP,
     Topics,
     points_of,
     points_process,
@@ -33,7 +34,7 @@ from tests.integration.private_servers import PrivateMariaDB, PrivateRedis
 
 pytestmark = pytest.mark.integration
 
-KAFKA = "127.0.0.1:9092"
+KAFKA = BOOTSTRAP
 
 
 @pytest.fixture(scope="module")

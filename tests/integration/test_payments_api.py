@@ -1,9 +1,11 @@
 """The payment API's contract against the real MariaDB and Redis: answers, replays, refusals."""
 
+import contextlib
 import uuid
 
 import pytest
 
+from services.payment.bootstrap import lock_nodes
 from services.payment.domain.commands import CancelPayment, CreditWallet, Pay
 from services.payment.domain.errors import ConcurrentUpdate
 from services.payment.domain.model import LedgerKind, Payment, PaymentStatus
@@ -180,15 +182,16 @@ async def test_lock_wait_exceeded_is_503_lock_timeout_and_changes_nothing():
     async with running_payment_app(lock_wait_seconds=0.2) as app:
         user = await app.new_wallet(balance=10_000)
         order = f"o-{uuid.uuid4().hex}"
-        other_process = LockService(app.parts.redis)
-        async with other_process.hold(f"wallet:{user}", wait_time=1):
-            answer = await app.pay(user, 1_000, order)
+        async with contextlib.AsyncExitStack() as stack:  # the app's lock: one node or three
+            other_process = LockService(lock_nodes(stack, app.settings) or app.parts.redis)
+            async with other_process.hold(f"wallet:{user}", wait_time=1):
+                answer = await app.pay(user, 1_000, order)
+            await other_process.close()
         assert (answer.status_code, answer.json()["code"]) == (503, "LOCK_TIMEOUT")
         assert "retry-after" in answer.headers
         assert await app.assert_ledger_consistent(user) == 10_000
         retried = await app.pay(user, 1_000, order)  # a 503 is not stored: the retry runs
         assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
-        await other_process.close()
 
 
 class Refused(Exception):

@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaProducer
 from shared.clock import iso, utcnow
 from shared.events import PaymentEvent
 from testkit.waiting import eventually
-from tests.integration.events_harness import Topics, points_db, points_of, running_points
+from tests.integration.events_harness import BOOTSTRAP, Topics, points_db, points_of, running_points
 
 pytestmark = pytest.mark.integration
 
-KAFKA = "127.0.0.1:9092"
+KAFKA = BOOTSTRAP
 
 
 async def _consumes(topics: Topics, timeout: float) -> None:
