@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 MIGRATION_LOCK_SECONDS = 30
 POOL_CLOSE_SECONDS = 5.0
+DUPLICATE_KEY = 1062  # ER_DUP_ENTRY: an insert hit a unique key
 
 
 class PoolTimeout(pymysql.err.OperationalError):

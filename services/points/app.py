@@ -39,7 +39,9 @@ def create_app(settings: PointsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lock_wait = f"SET SESSION innodb_lock_wait_timeout = {settings.points_db_lock_wait_seconds}"
-        pool = await db.create_pool(settings, settings.points_mysql_database, lock_wait)
+        pool = await db.create_pool(
+            settings, settings.points_mysql_database, lock_wait, multi_statements=True
+        )
         await db.apply_migrations(pool, MIGRATIONS)
         producer = idempotent_producer(settings.kafka_bootstrap_servers, linger_ms=0)
         async for attempt in AsyncRetrying(

@@ -139,7 +139,7 @@ async def seed(payment_db: str, points_db: str) -> Shop:
 async def deliver_events(settings: ServiceSettings, payment_db: str, points_db: str) -> None:
     """What relay, Kafka and the points service do: apply each outbox event, mark it sent."""
     payment = await db.create_pool(settings, payment_db, maxsize=1)
-    points = await db.create_pool(settings, points_db, maxsize=1)
+    points = await db.create_pool(settings, points_db, maxsize=1, multi_statements=True)
     try:
         store = PointsStore(points, RATE)
         async with payment.acquire() as conn, conn.cursor() as cur:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import pymysql.err
 from aiomysql import Cursor
 
-DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
+from shared.db import DUPLICATE_KEY
+
 NO_ROW_CHANGED = 30001  # what CHECK_CHANGED_ONE signals (user errors may use 1-65535)
 CHECK_CHANGED_ONE = (
     "BEGIN NOT ATOMIC IF ROW_COUNT() <> 1 THEN SIGNAL SQLSTATE '45000'"
