@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 .PHONY: help setup lock infra-up infra-down infra-status up down status monitor dashboard payment points \
         bank-gateway fake-bank migrate credit test test-ha test-unit test-integration test-e2e lint fmt \
         logs bench-hot bench-lock bench-bank bench-events bench-metrics dlt-list dlt-replay audit \
-        load load-threshold bench-audit bench-hot-wallet chaos chaos-ha
+        load load-threshold bench-audit bench-hot-wallet bench-cpu chaos chaos-ha
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -114,5 +114,7 @@ bench-bank: setup ## Gateway overhead and open-circuit rejection latency (table 
 	@$(PY) -m bench.bank
 bench-metrics: setup ## What timing every request into http_server_requests_seconds costs
 	@$(PY) -m bench.http_metrics $(BENCH_ARGS)
+bench-cpu: setup infra-up ## CPU per payment of the payment app in-process, through raw ASGI (BENCH_ARGS)
+	@$(PY) -m bench.cpu_per_payment $(BENCH_ARGS)
 bench-events: setup infra-up ## Commit-to-points latency at 500/400/300 payments/s, outbox drain rate
 	@$(PY) -m bench.events $(BENCH_ARGS)

@@ -1,0 +1,160 @@
+"""CPU per payment of the payment app, measured in-process: `make bench-cpu`.
+
+On a shared machine the CPU time of a process per payment moves by a fifth from run to
+run (the other work slows every core), which hides cuts of a few percent. This measures
+what a cut changes and little else: the payment app (lifespan, pools, lock, idempotency,
+outbox relay) runs in this process and is called through raw ASGI (no HTTP server, no
+client library), C clients pay over W wallets, and the process's own CPU time
+(`time.process_time`) is divided by the payments. To compare two versions, run this from
+both checkouts at the same time (`git worktree add /tmp/old <commit>`): they share
+whatever else the machine is doing.
+
+    python -m bench.cpu_per_payment [--payments 2000] [--rounds 3] [--profile FILE]
+"""
+
+import argparse
+import asyncio
+import cProfile
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import orjson
+import uvloop
+
+from bench.report import print_table, write_json
+from services.payment.domain.commands import CreditWallet
+from services.payment.entrypoints.app import create_app
+from services.payment.settings import PaymentSettings
+from shared import db
+from shared.kafka import ensure_topics, topic_specs
+
+START_BALANCE = 10**12
+
+
+def payment_scope(body: bytes, authorization: bytes) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/payments", "raw_path": b"/payments", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        "headers": [
+            (b"host", b"bench"), (b"content-type", b"application/json"),
+            (b"authorization", authorization), (b"content-length", str(len(body)).encode()),
+        ],
+    }  # fmt: skip
+
+
+async def call(app: Any, body: bytes, authorization: bytes) -> int:
+    """POST /payments straight into the ASGI app; its status."""
+    delivered = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(payment_scope(body, authorization), receive, send)
+    return status
+
+
+class Payers:
+    def __init__(self, app: Any, authorization: bytes, tag: str, wallets: int) -> None:
+        self.app = app
+        self.authorization = authorization
+        self.tag = tag
+        self.wallets = wallets
+        self.orders = 0
+        self.statuses: Counter[int] = Counter()
+
+    async def pay(self, payments: int, clients: int) -> None:
+        left = payments
+
+        async def client() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                self.orders += 1
+                body = orjson.dumps(
+                    {
+                        "order_id": f"cpu-{self.tag}-{self.orders}",
+                        "user_id": f"cpu-{self.tag}-{random.randrange(self.wallets)}",
+                        "amount": random.randint(1, 1000),
+                    }
+                )
+                self.statuses[await call(self.app, body, self.authorization)] += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+
+
+async def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    tag = uuid.uuid4().hex[:8]
+    database = f"{PaymentSettings().payment_mysql_database}_cpu_{tag}"
+    topic = f"bench.cpu.{tag}"
+    settings = PaymentSettings(
+        payment_mysql_database=database, events_topic=topic, dead_letter_topic=f"{topic}.DLT"
+    )
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, topic_specs(settings, topic, f"{topic}.DLT")
+    )
+    await execute(settings, f"CREATE DATABASE `{database}`")
+    rows = []
+    try:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            service = app.state.components.service
+            for n in range(args.wallets):
+                await service.create_wallet(f"cpu-{tag}-{n}")
+                await service.credit(CreditWallet(f"cpu-{tag}-{n}", START_BALANCE, f"seed-{n}"))
+            payers = Payers(app, f"Bearer {settings.api_keys()[0]}".encode(), tag, args.wallets)
+            await payers.pay(args.payments // 2, args.clients)  # warm-up
+            for round_ in range(1, args.rounds + 1):
+                started = time.process_time()
+                await payers.pay(args.payments, args.clients)
+                cpu_ms = round((time.process_time() - started) / args.payments * 1000, 3)
+                rows.append({"round": round_, "payments": args.payments, "cpu ms": cpu_ms})
+            if args.profile:
+                profile = cProfile.Profile()
+                profile.enable()
+                await payers.pay(args.payments, args.clients)
+                profile.disable()
+                profile.dump_stats(args.profile)
+            errors = {s: c for s, c in payers.statuses.items() if s != 201}
+    finally:
+        await execute(settings, f"DROP DATABASE IF EXISTS `{database}`")
+    print(f"\nbench-cpu: {args.clients} clients over {args.wallets} wallets, in-process\n")
+    print_table(rows, list(rows[0]))
+    print(f"\nmin {min(r['cpu ms'] for r in rows)} ms per payment; non-201 answers: {errors or 0}")
+    path = write_json(args.name, {"runs": rows, "errors": errors})
+    print(f"JSON: {path}")
+
+
+async def execute(settings: PaymentSettings, sql: str) -> None:
+    conn = await db.connect(settings)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--payments", type=int, default=2000, help="per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--wallets", type=int, default=1000)
+    parser.add_argument("--profile", help="cProfile one more round into this file")
+    parser.add_argument("--name", default="cpu", help="the JSON file: bench/results/NAME.json")
+    uvloop.run(main(parser.parse_args()))
