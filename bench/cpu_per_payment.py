@@ -5,7 +5,8 @@ run (the other work slows every core), which hides cuts of a few percent. This m
 what a cut changes and little else: the payment app (lifespan, pools, lock, idempotency,
 outbox relay) runs in this process and is called through raw ASGI (no HTTP server, no
 client library), C clients pay over W wallets, and the process's own CPU time
-(`time.process_time`) is divided by the payments. To compare two versions, run this from
+(`time.process_time`) is divided by the payments. Its database and topics are dropped at
+the end. To compare two versions, run this from
 both checkouts at the same time (`git worktree add /tmp/old <commit>`): they share
 whatever else the machine is doing.
 
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 import uvloop
 
+from bench.hot import delete_topics
 from bench.report import print_table, write_json
 from services.payment.domain.commands import CreditWallet
 from services.payment.entrypoints.app import create_app
@@ -133,6 +135,7 @@ async def main(args: argparse.Namespace) -> None:
             errors = {s: c for s, c in payers.statuses.items() if s != 201}
     finally:
         await execute(settings, f"DROP DATABASE IF EXISTS `{database}`")
+        await delete_topics(settings.kafka_bootstrap_servers, [topic, f"{topic}.DLT"])
     print(f"\nbench-cpu: {args.clients} clients over {args.wallets} wallets, in-process\n")
     print_table(rows, list(rows[0]))
     print(f"\nmin {min(r['cpu ms'] for r in rows)} ms per payment; non-201 answers: {errors or 0}")
