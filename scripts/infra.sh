@@ -279,6 +279,7 @@ kafka_node_start() {
       -e "s#@DATA@#$dir/data#g" -e "s#@NODE_ID@#$i#g" -e "s#@VOTERS@#$(kafka_voters)#g" \
       -e "s#@REPLICATION@#${KAFKA_REPLICATION_FACTOR:-$replication}#g" \
       -e "s#@MIN_ISR@#${KAFKA_MIN_INSYNC_REPLICAS:-$min_isr}#g" \
+      -e "s#@PARTITIONS@#${KAFKA_TOPIC_PARTITIONS:-6}#g" \
       infra/kafka/server.properties > "$dir/server.properties"
   if [ ! -f "$dir/data/meta.properties" ]; then
     log "kafka node $i: formatting storage"

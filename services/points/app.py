@@ -122,19 +122,27 @@ def create_app(settings: PointsSettings) -> FastAPI:
 
 
 async def warn_if_workers_idle(producer: AIOKafkaProducer, settings: PointsSettings) -> None:
-    """A partition has one consumer in a group: workers beyond the partition count idle."""
+    """A partition has one consumer in a group: workers beyond the partition count idle. A
+    topic made before the settings said otherwise keeps its count: say so."""
     try:
-        partitions = await producer.partitions_for(settings.events_topic)
+        partitions = len(await producer.partitions_for(settings.events_topic))
     except KafkaError as exc:
         log.warning("could not count the partitions of %s: %r", settings.events_topic, exc)
         return
-    if len(partitions) < settings.points_workers:
+    if partitions != settings.kafka_topic_partitions:
+        log.warning(
+            "%s has %d partition(s), KAFKA_TOPIC_PARTITIONS says %d (it was made before)",
+            settings.events_topic,
+            partitions,
+            settings.kafka_topic_partitions,
+        )
+    if partitions < settings.points_workers:
         log.warning(
             "POINTS_WORKERS=%d but %s has %d partition(s): %d worker(s) will idle",
             settings.points_workers,
             settings.events_topic,
-            len(partitions),
-            settings.points_workers - len(partitions),
+            partitions,
+            settings.points_workers - partitions,
         )
 
 

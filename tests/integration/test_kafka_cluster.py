@@ -25,7 +25,15 @@ from testkit.waiting import eventually
 from tests.integration.cluster_harness import KafkaCluster
 from tests.integration.outbox_harness import Outbox, log_contents
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        int(os.environ.get("KAFKA_BROKERS", "1")) > 1,
+        reason="make test-ha runs the whole suite on a 3-broker cluster and chaos-ha kills its"
+        " partition leader under load; a second, private cluster beside it starved the 2-core"
+        " machine (no group coordinator within 180 s in 2 of 6 runs). make test runs it.",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
