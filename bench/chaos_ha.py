@@ -190,10 +190,12 @@ async def dead_letters(settings: PaymentSettings) -> int:
 
 
 async def audited(deadline: float) -> AuditReport:
-    """The audit, again until it passes (points arrive a moment after their payments)."""
+    """The audit, again until it passes with nothing in flight: every payment's points
+    applied, not merely younger than the audit's grace period (a killed points worker's
+    partitions wait out its session first)."""
     while True:
         report = await run_audit()
-        if report.ok or time.monotonic() > deadline:
+        if (report.ok and not report.in_flight_total) or time.monotonic() > deadline:
             return report
         await asyncio.sleep(2)
 
