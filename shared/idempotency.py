@@ -12,6 +12,13 @@ process that dies frees the key within one lease, and a retry then runs the requ
 where the database (a unique key per order_id, the charge row and the bank's record per
 charge_id) makes sure nothing happens twice.
 
+A running record also names the process running it (its session's instance id,
+shared/session.py). A repeat that finds a running record whose process has no session any
+more (killed, or cut off longer than the session's ttl) takes the record over and runs the
+request itself, at once rather than a lease later: one script checks that the record and
+the dead session are still as they were seen. While the process lives, the repeat gets
+InProgress (409 REQUEST_IN_PROGRESS) as always.
+
 Every script here is safe to repeat, so the client may retry them on a connection error:
 a record carries the token of the request that wrote it, and `begin` that finds its own
 token (its first try was applied, the answer was lost) reports Started.
@@ -22,7 +29,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +38,30 @@ from redis.asyncio import Redis
 
 from shared.background import Deferred, set_within
 from shared.infra_errors import DEPENDENCY_ERRORS
+from shared.session import Session, session_key
 
 log = logging.getLogger(__name__)
 
 _BEGIN = """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 return redis.call('get', KEYS[1])
+"""
+
+_TAKE_OVER = """
+-- KEYS[1] record, KEYS[2] its owner's session; ARGV[1] the record's token as seen, ARGV[2] the
+-- session's value as seen ('' none: over), ARGV[3] the new record, ARGV[4] lease ms,
+-- ARGV[5] the new token. 1 taken over, 2 the record had gone; otherwise the record as it is now.
+local current = redis.call('get', KEYS[1])
+if current then
+  local record = cjson.decode(current)
+  if record['token'] == ARGV[5] then return 1 end
+  if record['token'] ~= ARGV[1] or record['state'] ~= 'running' then return current end
+  if (redis.call('get', KEYS[2]) or '') ~= ARGV[2] then return current end
+  redis.call('set', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  return 1
+end
+redis.call('set', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 2
 """
 
 _RENEW = """
@@ -91,6 +116,17 @@ class Mismatch:
 Decision = Started | Replay | InProgress | Mismatch
 
 
+def _decide(stored: dict[str, Any], started: Started) -> Decision:
+    """What a request that found `stored` under its key does."""
+    if stored["token"] == started.token:  # our own first try was applied; its answer was lost
+        return started
+    if stored["fingerprint"] != started.fingerprint:
+        return Mismatch()
+    if stored["state"] == "done":
+        return Replay(stored["status"], stored["body"])
+    return InProgress()
+
+
 class IdempotencyStore:
     def __init__(
         self,
@@ -100,13 +136,20 @@ class IdempotencyStore:
         lease_seconds: float,
         renew_seconds: float,
         max_running_seconds: float = 30.0,
+        session: Session | None = None,
+        on_takeover: Callable[[], None] | None = None,
     ) -> None:
+        """With a session, running records name this process, and a repeat takes over the
+        record of a process whose session is over (`on_takeover` counts it)."""
+        self.session = session
+        self.on_takeover = on_takeover
         self.namespace = namespace
         self.ttl_seconds = ttl_seconds
         self.lease_ms = int(lease_seconds * 1000)
         self.renew_seconds = renew_seconds
         self.max_running_seconds = max_running_seconds
         self._begin = redis.register_script(_BEGIN)
+        self._take_over = redis.register_script(_TAKE_OVER)
         self._renew = redis.register_script(_RENEW)
         self._complete = redis.register_script(_COMPLETE)
         self._release = redis.register_script(_RELEASE)
@@ -116,18 +159,44 @@ class IdempotencyStore:
 
     async def begin(self, key: str, fingerprint: str) -> Decision:
         token = uuid.uuid4().hex
-        record = orjson.dumps({"state": "running", "fingerprint": fingerprint, "token": token})
+        running: dict[str, Any] = {"state": "running", "fingerprint": fingerprint, "token": token}
+        if self.session is not None:
+            running["owner"] = self.session.instance_id
+        record = orjson.dumps(running)
         existing = await self._begin(keys=[self._key(key)], args=[record, self.lease_ms])
         if existing is None:
             return Started(key, token, fingerprint)
         stored = orjson.loads(existing)
-        if stored["token"] == token:  # our own first try was applied; its answer was lost
-            return Started(key, token, fingerprint)
-        if stored["fingerprint"] != fingerprint:
-            return Mismatch()
-        if stored["state"] == "done":
-            return Replay(stored["status"], stored["body"])
-        return InProgress()
+        decision = _decide(stored, Started(key, token, fingerprint))
+        if isinstance(decision, InProgress):
+            return await self._take_over_if_dead(stored, Started(key, token, fingerprint), record)
+        return decision
+
+    async def _take_over_if_dead(
+        self, stored: dict[str, Any], started: Started, record: bytes
+    ) -> Decision:
+        owner = stored.get("owner")
+        if self.session is None or not owner:
+            return InProgress()
+        try:
+            seen = await self.session.lapsed(owner)
+            if seen is None:
+                return InProgress()  # its process lives: a true duplicate
+            result = await self._take_over(
+                keys=[self._key(started.key), session_key(owner)],
+                args=[stored["token"], seen, record, self.lease_ms, started.token],
+            )
+        except DEPENDENCY_ERRORS as exc:
+            log.warning("owner of %r unknown (%r); in progress as far as we know", started.key, exc)
+            return InProgress()
+        if result == 2:
+            return started
+        if result != 1:
+            return _decide(orjson.loads(result), started)
+        log.warning("%r was running in %s, which has no session: taken over", started.key, owner)
+        if self.on_takeover is not None:
+            self.on_takeover()
+        return started
 
     @contextlib.asynccontextmanager
     async def leased(self, started: Started) -> AsyncIterator[None]:

@@ -23,7 +23,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from shared.settings import ServiceSettings
 
-__all__ = ["create_redis", "create_retrying_redis"]
+__all__ = ["create_redis", "create_retrying_redis", "create_session_connection"]
 
 
 def _client(settings: ServiceSettings, retry: Retry, max_connections: int | None) -> Redis:
@@ -43,6 +43,19 @@ def _client(settings: ServiceSettings, retry: Retry, max_connections: int | None
 def create_redis(settings: ServiceSettings, max_connections: int | None = None) -> Redis:
     """A client that never retries a command by itself: callers decide what a failure means."""
     return _client(settings, Retry(NoBackoff(), 0), max_connections)
+
+
+def create_session_connection(settings: ServiceSettings) -> Redis:
+    """One connection of its own for a process's session (shared/session.py): its client
+    id is what others check, so it is never shared and never retries by itself."""
+    return Redis.from_url(
+        settings.redis_url,
+        single_connection_client=True,
+        retry=Retry(NoBackoff(), 0),
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        socket_connect_timeout=settings.redis_socket_timeout_seconds,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+    )
 
 
 def create_retrying_redis(settings: ServiceSettings, max_connections: int | None = None) -> Redis:

@@ -40,7 +40,9 @@ from shared import db
 from shared.idempotency import IdempotencyStore
 from shared.kafka import event_topics
 from shared.lock import LockService
-from shared.redis_client import create_redis, create_retrying_redis
+from shared.lock.takeover import Takeover
+from shared.redis_client import create_redis, create_retrying_redis, create_session_connection
+from shared.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class Store:
 
     pool: aiomysql.Pool
     redis: Redis
+    session: Session
     locking: Locking
     unit_of_work: UnitOfWorkFactory
 
@@ -73,7 +76,7 @@ async def open_store(
     stack: AsyncExitStack,
     settings: PaymentSettings,
     migrate: bool,
-    on_lock_fallback: Callable[[], None] | None = None,
+    metrics: PaymentMetrics | None = None,
 ) -> Store:
     pool = await db.create_pool(
         settings, settings.payment_mysql_database, multi_statements=True
@@ -83,6 +86,7 @@ async def open_store(
         await db.apply_migrations(pool, MIGRATIONS)
     redis = create_redis(settings)
     stack.push_async_callback(redis.aclose)
+    session = await open_session(stack, settings, redis, metrics)
     locks = await stack.enter_async_context(
         LockService(
             lock_nodes(stack, settings) or redis,
@@ -90,14 +94,42 @@ async def open_store(
             local_queue=settings.lock_local_queue,
             node_timeout=settings.lock_node_timeout_seconds,
             drift_factor=settings.lock_clock_drift_factor,
+            takeover=Takeover(
+                session,
+                settings.lock_takeover_check_seconds,
+                metrics.lock_takeovers.inc if metrics is not None else _no_count,
+            ),
         )
     )
 
     def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
         return MySqlUnitOfWork(pool, token, row_locks, multi_statements=True)
 
-    locking = build_locking(settings, locks, on_lock_fallback)
-    return Store(pool=pool, redis=redis, locking=locking, unit_of_work=unit_of_work)
+    locking = build_locking(settings, locks, metrics.lock_fallbacks.inc if metrics else None)
+    return Store(
+        pool=pool, redis=redis, session=session, locking=locking, unit_of_work=unit_of_work
+    )
+
+
+def _no_count() -> None:
+    return None
+
+
+async def open_session(
+    stack: AsyncExitStack, settings: PaymentSettings, redis: Redis, metrics: PaymentMetrics | None
+) -> Session:
+    """This process's session; ended (its key deleted) after everything else has stopped."""
+    connection = create_session_connection(settings)
+    stack.push_async_callback(connection.aclose)
+    session = Session(
+        redis,
+        connection,
+        ttl_seconds=settings.payment_instance_ttl_seconds,
+        on_refresh_failed=metrics.session_refresh_failures.inc if metrics else _no_count,
+    )
+    await session.start()
+    stack.push_async_callback(session.stop)
+    return session
 
 
 def lock_nodes(stack: AsyncExitStack, settings: PaymentSettings) -> list[Redis]:
@@ -150,8 +182,7 @@ async def bootstrap(
 ) -> AsyncIterator[Components]:
     """The whole payment service, open for the block; `metrics` times its lock."""
     async with AsyncExitStack() as stack:
-        fallbacks = metrics.lock_fallbacks.inc if metrics is not None else None
-        store = await open_store(stack, settings, migrate, fallbacks)
+        store = await open_store(stack, settings, migrate, metrics)
         if metrics is not None:
             locking = metrics.metered(store.locking, settings.payment_lock_strategy)
             store = dataclasses.replace(store, locking=locking)
@@ -202,9 +233,11 @@ async def bootstrap(
             pool=store.pool,
             redis=store.redis,
             service=service,
-            idempotency=idempotency_store(settings, retrying_redis, "payments"),
+            idempotency=idempotency_store(settings, retrying_redis, "payments", store, metrics),
             charges=charges,
-            charge_idempotency=idempotency_store(settings, retrying_redis, "charges"),
+            charge_idempotency=idempotency_store(
+                settings, retrying_redis, "charges", store, metrics
+            ),
             relay=relay,
         )
         stack.push_async_callback(relay.stop)
@@ -220,7 +253,13 @@ async def bootstrap(
         yield parts
 
 
-def idempotency_store(settings: PaymentSettings, redis: Redis, namespace: str) -> IdempotencyStore:
+def idempotency_store(
+    settings: PaymentSettings,
+    redis: Redis,
+    namespace: str,
+    store: Store,
+    metrics: PaymentMetrics | None,
+) -> IdempotencyStore:
     return IdempotencyStore(
         redis,
         namespace,
@@ -228,6 +267,8 @@ def idempotency_store(settings: PaymentSettings, redis: Redis, namespace: str) -
         settings.idempotency_lease_seconds,
         settings.idempotency_lease_renew_seconds,
         settings.idempotency_lease_max_seconds,
+        session=store.session,
+        on_takeover=metrics.idempotency_takeovers.inc if metrics else None,
     )
 
 

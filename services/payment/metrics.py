@@ -80,6 +80,21 @@ class PaymentMetrics:
             "Locks served by the database because Redis could not",
             registry=registry,
         )
+        self.lock_takeovers = Counter(
+            "mockpay_lock_takeovers",
+            "Wallet locks taken over from a process whose session was over",
+            registry=registry,
+        )
+        self.idempotency_takeovers = Counter(
+            "mockpay_idempotency_takeovers",
+            "Running requests of a process whose session was over, run again by a repeat",
+            registry=registry,
+        )
+        self.session_refresh_failures = Counter(
+            "mockpay_session_refresh_failures",
+            "Refreshes of this process's session key that failed",
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "mockpay_payment_batch_size",
             "Money movements of one wallet applied in one transaction",

@@ -30,6 +30,12 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     lock_redis_base_port: int = 6380
     lock_node_timeout_seconds: float = 0.5  # one node's answer; far below the lease
     lock_clock_drift_factor: float = 0.01  # of the lease, kept off its validity time
+    # A waiter that has waited this long asks whether the holder's process still has its
+    # session, and again as often while it waits; a holder without one is taken over.
+    lock_takeover_check_seconds: float = 1.0
+    # Each payment process's session (shared/session.py): a key refreshed every third of
+    # this; a process paused or cut off longer is taken over, a killed one at once.
+    payment_instance_ttl_seconds: float = 2.0
 
     def lock_node_urls(self) -> list[str]:
         return [

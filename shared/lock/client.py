@@ -16,6 +16,9 @@
   and process talks to Redis at a time; turn it off for Redisson's exact behaviour.
 - Given several independent nodes, every script runs on all of them and a majority decides
   (`quorum.py`); the lease is then also bounded by its validity time, renewed or not.
+- Given a session (`takeover=Takeover(session)`), owner ids carry the process's instance id
+  and a waiter takes over the lock of a holder whose process is gone (`takeover.py`)
+  instead of waiting for its lease.
 """
 
 import asyncio
@@ -36,6 +39,7 @@ from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
 from shared.lock.local_queue import LocalQueue, Turn
 from shared.lock.pubsub import LockSubscriptions, Subscription
 from shared.lock.quorum import FirstLiveSubscriptions, QuorumScripts
+from shared.lock.takeover import Takeover
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,16 @@ class Lease:
             raise LockLostError(f"lease of lock {self.name!r} ran out while held")
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """An acquire's answer: the token when acquired, else the lock's ttl (ms) and holder."""
+
+    acquired: bool
+    value: int
+    holder: str = ""
+    taken_over: bool = False
+
+
 class LockScripts:
     """The lock's Lua scripts registered on one Redis client, and the one plain read."""
 
@@ -88,10 +102,11 @@ Subscriptions = LockSubscriptions | FirstLiveSubscriptions
 
 
 class TaskOwners:
-    """A unique owner id per asyncio task, the same on every call from that task."""
+    """A unique owner id per asyncio task, the same on every call from that task:
+    `<instance id>:<task id>`, the instance id being the process's session's."""
 
-    def __init__(self) -> None:
-        self.instance_id = uuid.uuid4().hex
+    def __init__(self, instance_id: str | None = None) -> None:
+        self.instance_id = instance_id or uuid.uuid4().hex
         self._ids: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
 
     def current(self) -> str | None:
@@ -125,8 +140,10 @@ class LockService:
         local_queue: bool = True,
         node_timeout: float = 0.5,
         drift_factor: float = 0.01,
+        takeover: Takeover | None = None,
     ) -> None:
         self.watchdog_timeout = watchdog_timeout
+        self.takeover = takeover
         self.prefix = prefix
         self.local_queue = local_queue
         nodes = [redis] if isinstance(redis, Redis) else list(redis)
@@ -140,7 +157,7 @@ class LockService:
                 nodes, node_timeout=node_timeout, drift_factor=drift_factor
             )
             self.subscriptions = FirstLiveSubscriptions(nodes)
-        self.owners = TaskOwners()
+        self.owners = TaskOwners(takeover.liveness.instance_id if takeover else None)
         self.leases: Leases = {}
         self._queue: LocalQueue[Lease] = LocalQueue()
 
@@ -153,6 +170,7 @@ class LockService:
             leases=self.leases,
             watchdog_timeout=self.watchdog_timeout,
             prefix=self.prefix,
+            takeover=self.takeover,
         )
 
     @contextlib.asynccontextmanager
@@ -242,8 +260,10 @@ class RedisLock:
         leases: Leases,
         watchdog_timeout: float,
         prefix: str,
+        takeover: Takeover | None = None,
     ) -> None:
         self.name = name
+        self.takeover = takeover
         self.scripts = scripts
         self.owners = owners
         self.subscriptions = subscriptions
@@ -264,33 +284,45 @@ class RedisLock:
 
         With `lease_time` the lock expires after it unless released; without, the watchdog
         keeps it alive until `unlock()`. Returns the lease, or None when the wait ran out.
+        With a takeover, a holder found without a session is replaced (takeover.py).
         """
         owner = self.owners.of_current_task()
         lease_ms = int((lease_time or self.watchdog_timeout) * 1000)
         deadline = None if wait_time is None else time.monotonic() + wait_time
+        check_at = time.monotonic() + (self.takeover.check_after if self.takeover else 0)
         subscription = self.subscriptions.join_confirmed(self.channel)
         try:
             started = time.monotonic()
-            acquired, value = await self._attempt(owner, lease_ms)
-            if not acquired and subscription is None:
+            attempt = await self._attempt(owner, lease_ms)
+            if not attempt.acquired and subscription is None:
                 subscription = await self._subscribe(deadline)
                 if subscription is None:
                     return None
                 started = time.monotonic()
-                acquired, value = await self._attempt(owner, lease_ms)
-            while not acquired:
+                attempt = await self._attempt(owner, lease_ms)
+            while not attempt.acquired:
                 assert subscription is not None
-                remaining = None if deadline is None else deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
                     return None
-                ttl = value / 1000 if value >= 0 else self.watchdog_timeout
-                await subscription.signal.wait(ttl if remaining is None else min(ttl, remaining))
+                ttl = attempt.value / 1000 if attempt.value >= 0 else self.watchdog_timeout
+                pause = ttl if remaining is None else min(ttl, remaining)
+                if self.takeover is not None:
+                    pause = min(pause, max(0.0, check_at - now))
+                await subscription.signal.wait(pause)
+                dead = ""
+                if self.takeover is not None and time.monotonic() >= check_at:
+                    check_at = time.monotonic() + self.takeover.check_after
+                    dead = await self.takeover.dead_holder(self.name, attempt.holder)
                 started = time.monotonic()
-                acquired, value = await self._attempt(owner, lease_ms)
+                attempt = await self._attempt(owner, lease_ms, dead)
         finally:
             if subscription is not None:
                 await self.subscriptions.leave(subscription)
-        return self._held(owner, value, lease_ms, lease_time, started)
+        if attempt.taken_over and self.takeover is not None:
+            self.takeover.on_takeover()
+        return self._held(owner, attempt.value, lease_ms, lease_time, started)
 
     async def _subscribe(self, deadline: float | None) -> Subscription | None:
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -299,11 +331,13 @@ class RedisLock:
         except TimeoutError:
             return None
 
-    async def _attempt(self, owner: str, lease_ms: int) -> tuple[bool, int]:
-        """One acquire script; on a cancel mid-flight, release what it may have taken."""
+    async def _attempt(self, owner: str, lease_ms: int, dead: str = "") -> "Attempt":
+        """One acquire script (taking over from `dead`, an instance without a session, if
+        it holds the lock); on a cancel mid-flight, release what it may have taken."""
         try:
-            acquired, value = await self.scripts.acquire(
-                keys=[self.key, self.fence_key], args=[lease_ms, owner, FENCE_COUNTER_TTL_MS]
+            acquired, value, extra = await self.scripts.acquire(
+                keys=[self.key, self.fence_key],
+                args=[lease_ms, owner, FENCE_COUNTER_TTL_MS, dead],
             )
         except asyncio.CancelledError:
             if (self.key, owner) not in self.leases:
@@ -312,7 +346,10 @@ class RedisLock:
                         self.scripts.release(keys=[self.key, self.channel], args=[lease_ms, owner])
                     )
             raise
-        return bool(acquired), int(value)
+        if acquired:
+            return Attempt(True, int(value), taken_over=bool(int(extra)))
+        holder = extra.decode() if isinstance(extra, bytes) else str(extra)
+        return Attempt(False, int(value), holder=holder)
 
     def _held(
         self, owner: str, token: int, lease_ms: int, lease_time: float | None, started: float

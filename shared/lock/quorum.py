@@ -4,7 +4,9 @@ Each lock script runs on every node at once; its answers are combined into the a
 node would give, so RedisLock, the watchdog, pub/sub and the local queue work unchanged:
 
 - acquire / hand over: held when a majority took it within the validity time (lease minus
-  elapsed minus clock drift); otherwise what was taken is given back at once. The token
+  elapsed minus clock drift); otherwise what was taken is given back at once. A takeover
+  of a dead holder's lock is an acquire: each node deletes the lock only if that holder
+  still holds it there, and a majority must grant the new hold. The token
   is the largest of the acquiring nodes' counters, and every node of the majority has its
   counter raised to it before the lease is used: any later majority shares a node with
   this one, so any later holder's token is larger.
@@ -105,21 +107,24 @@ class QuorumScripts:
     async def _run(self, script: _Script, keys: list[str], args: list[Any]) -> list[Answer]:
         return await script.run(keys, args, self.node_timeout)
 
-    async def acquire(self, keys: list[str], args: list[Any]) -> list[int]:
+    async def acquire(self, keys: list[str], args: list[Any]) -> list[Any]:
         lease_ms, owner, fence_ttl = int(args[0]), args[1], args[2]
         started = time.monotonic()
         answers = await self._run(self._acquire, keys, args)
-        tokens = {i: int(a[1]) for i, a in enumerate(answers) if not _failed(a) and int(a[0])}
+        granted = {i: a for i, a in enumerate(answers) if not _failed(a) and int(a[0])}
+        tokens = {i: int(a[1]) for i, a in granted.items()}
         if len(tokens) >= self.quorum and await self._fenced(
             keys[1], tokens, fence_ttl, started, lease_ms
         ):
-            return [1, max(tokens.values())]
+            return [1, max(tokens.values()), max(int(a[2]) for a in granted.values())]
         await self._give_back(keys[0], owner, lease_ms, tokens)
         reached = self._reachable(answers)
-        ttls = [int(a[1]) for a in reached if not int(a[0]) and int(a[1]) >= 0]
+        refused = [a for a in reached if not int(a[0])]
+        ttls = [int(a[1]) for a in refused if int(a[1]) >= 0]
+        holders = [a[2] for a in refused if a[2]]
         if tokens:  # a split vote: pause a moment so two rivals do not collide forever
             await asyncio.sleep(random.uniform(0, SPLIT_BACKOFF_SECONDS))
-        return [0, min(ttls) if ttls else 0]
+        return [0, min(ttls) if ttls else 0, holders[0] if holders else b""]
 
     async def hand_over(self, keys: list[str], args: list[Any]) -> int:
         lease_ms, next_owner, fence_ttl = int(args[0]), args[2], args[3]

@@ -1,13 +1,29 @@
 """The lock's Lua scripts. Each runs atomically in Redis and counts as one client command.
 
-The lock is a hash: one field per owner (a unique id per holding task) whose value is the
-re-entry count, plus the field `#fence` with the acquisition's fencing token. Tokens come
-from a counter key that is seeded from the Redis clock when it is missing, so a counter
-lost with a Redis restart or an expiry still only moves forward.
+The lock is a hash: one field per owner (`<instance id>:<task id>`, the instance being the
+holding process's session, shared/session.py) whose value is the re-entry count, plus the
+field `#fence` with the acquisition's fencing token. Tokens come from a counter key that is
+seeded from the Redis clock when it is missing, so a counter lost with a Redis restart or
+an expiry still only moves forward.
 """
 
 ACQUIRE = """
--- KEYS[1] lock hash, KEYS[2] fence counter; ARGV[1] lease ms, ARGV[2] owner, ARGV[3] fence ttl ms
+-- KEYS[1] lock hash, KEYS[2] fence counter; ARGV[1] lease ms, ARGV[2] owner, ARGV[3] fence ttl ms,
+-- ARGV[4] an instance whose session is over, or '': a lock held only by it is taken over.
+-- Returns {1, token, 1 when taken over} or {0, pttl, the owner holding it}.
+local taken = 0
+if ARGV[4] ~= '' and redis.call('exists', KEYS[1]) == 1 then
+  local prefix = ARGV[4] .. ':'
+  taken = 1
+  for _, holder in ipairs(redis.call('hkeys', KEYS[1])) do
+    if holder ~= '#fence' and string.sub(holder, 1, #prefix) ~= prefix then
+      taken = 0
+    end
+  end
+  if taken == 1 then
+    redis.call('del', KEYS[1])
+  end
+end
 if redis.call('exists', KEYS[1]) == 0 then
   if redis.call('exists', KEYS[2]) == 0 then
     local now = redis.call('time')
@@ -17,14 +33,20 @@ if redis.call('exists', KEYS[1]) == 0 then
   redis.call('pexpire', KEYS[2], ARGV[3])
   redis.call('hset', KEYS[1], ARGV[2], 1, '#fence', token)
   redis.call('pexpire', KEYS[1], ARGV[1])
-  return {1, token}
+  return {1, token, taken}
 end
 if redis.call('hexists', KEYS[1], ARGV[2]) == 1 then
   redis.call('hincrby', KEYS[1], ARGV[2], 1)
   redis.call('pexpire', KEYS[1], ARGV[1])
-  return {1, tonumber(redis.call('hget', KEYS[1], '#fence'))}
+  return {1, tonumber(redis.call('hget', KEYS[1], '#fence')), 0}
 end
-return {0, redis.call('pttl', KEYS[1])}
+local holder = ''
+for _, field in ipairs(redis.call('hkeys', KEYS[1])) do
+  if field ~= '#fence' then
+    holder = field
+  end
+end
+return {0, redis.call('pttl', KEYS[1]), holder}
 """
 
 RELEASE = """

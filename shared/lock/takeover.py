@@ -1,0 +1,59 @@
+"""Taking over the lock of a holder whose process is gone.
+
+A waiter that has waited `check_after` seconds asks whether the holder's process still has
+its session (shared/session.py), and again every `check_after` seconds while it waits. When
+the session is over, its next acquire names the dead instance and the script deletes the
+lock, if that instance still holds it, and acquires it in the same step (on a majority of
+nodes for the quorum lock). The new token is larger than the dead holder's, as for every
+acquisition, so a holder that was only paused and comes back is refused at the wallet row.
+When liveness cannot be read (its Redis is down) the waiter waits as it always did, for
+the holder's lease to run out.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.infra_errors import DEPENDENCY_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class Liveness(Protocol):
+    @property
+    def instance_id(self) -> str: ...
+
+    async def is_alive(self, instance_id: str) -> bool: ...
+
+
+def _no_count() -> None:
+    return None
+
+
+def instance_of(owner: str) -> str:
+    """The instance id in an owner id `<instance id>:<task id>`."""
+    return owner.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Takeover:
+    liveness: Liveness
+    check_after: float = 1.0
+    on_takeover: Callable[[], None] = field(default=_no_count)
+
+    async def dead_holder(self, lock_name: str, holder: str) -> str:
+        """The holder's instance id if its session is over; "" if it lives or nobody knows."""
+        instance = instance_of(holder)
+        if not instance or instance == self.liveness.instance_id:
+            return ""
+        try:
+            alive = await self.liveness.is_alive(instance)
+        except DEPENDENCY_ERRORS as exc:
+            log.warning("lock %r: holder's liveness unknown (%r); waiting for its lease",
+                        lock_name, exc)  # fmt: skip
+            return ""
+        if alive:
+            return ""
+        log.warning("lock %r: holder %s has no session; taking the lock over", lock_name, instance)
+        return instance
