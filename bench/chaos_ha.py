@@ -150,8 +150,8 @@ class Clients:
         for _ in range(ATTEMPTS):
             try:
                 answer = await self.client.post("/payments", json=body)
-            except httpx.TransportError:
-                self.retries["transport"] += 1
+            except httpx.TransportError as exc:
+                self.retries[f"transport {type(exc).__name__}"] += 1
                 await asyncio.sleep(0.2)  # a client's back-off before it tries again
                 continue
             if answer.status_code in (409, 503):

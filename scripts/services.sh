@@ -90,7 +90,10 @@ program_running() { ctl status "$1" 2>/dev/null | grep -q RUNNING; }
 # HAProxy in front of the payment replicas: /health checks take a replica out within two
 # failed checks; a request whose connection failed or got no answer (a replica killed under
 # it) is sent again to another one (retry-on + redispatch). Payments and top-ups are
-# idempotent by order_id / charge_id, so sending one again is safe.
+# idempotent by order_id / charge_id, so sending one again is safe. http-buffer-request:
+# HAProxy reads the whole request before it picks a replica; without it a request whose
+# body was still on its way when the replica died was not retried (logged SD--, the client
+# saw its connection closed). Only abnormal requests are logged (errors, retries).
 haproxy_config() { if [ "$1" = points ]; then echo "$RUN/haproxy-points.cfg"; else echo "$RUN/haproxy.cfg"; fi; }
 
 # Points workers: any of them answers the points API (it reads MariaDB), so HAProxy checks
@@ -107,7 +110,7 @@ write_haproxy_config() {
   cat > "$file" <<CFG
 # Written by scripts/services.sh up; edit that script, not this file.
 global
-  log stdout format raw local0 warning
+  log stdout format raw local0 info
   maxconn 4096
 
 defaults
@@ -119,6 +122,9 @@ defaults
   retries $HAPROXY_RETRIES
   retry-on conn-failure empty-response
   option redispatch
+  option http-buffer-request
+  option httplog
+  option dontlog-normal
 
 frontend $service
   bind $bind
