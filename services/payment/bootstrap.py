@@ -142,7 +142,7 @@ def lock_nodes(stack: AsyncExitStack, settings: PaymentSettings) -> list[Redis]:
         node = Redis.from_url(
             url,
             retry=Retry(NoBackoff(), 0),
-            socket_timeout=settings.lock_node_timeout_seconds,
+            socket_timeout=settings.lock_node_late_answer_seconds,
             socket_connect_timeout=settings.lock_node_timeout_seconds,
         )
         stack.push_async_callback(node.aclose)

@@ -29,6 +29,9 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     lock_redis_host: str = "127.0.0.1"
     lock_redis_base_port: int = 6380
     lock_node_timeout_seconds: float = 0.5  # one node's answer; far below the lease
+    # A node's answer that comes after that is still awaited this long (its socket timeout),
+    # so what a late node granted to an acquisition that failed is given back.
+    lock_node_late_answer_seconds: float = 5.0
     lock_clock_drift_factor: float = 0.01  # of the lease, kept off its validity time
     # A waiter that has waited this long asks whether the holder's process still has its
     # session, and again as often while it waits; a holder without one is taken over.

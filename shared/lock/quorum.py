@@ -20,7 +20,7 @@ callers tell "the lock service is down" from "the lock is busy" exactly as with 
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.exceptions
@@ -47,21 +47,56 @@ class QuorumUnavailable(redis.exceptions.ConnectionError):
     """Fewer than a majority of the lock nodes answered."""
 
 
+class NodeUnreachable(redis.exceptions.ConnectionError):
+    """One node did not answer in time, or its connection was found closed."""
+
+
 Answer = Any  # what a node's script returned, or the exception it raised
+Late = dict[int, "asyncio.Task[Answer]"]  # node index -> its script, still running
 
 
 class _Script:
+    """One script on every node. A node that has not answered within the timeout counts as
+    down for this decision, but its script is not cancelled: it may already have run on the
+    node (a slow node, one just restarted), so what it did must still be known and, for an
+    acquisition that failed, undone; otherwise the node would keep a hold nobody renews or
+    releases for a whole lease."""
+
     def __init__(self, nodes: Sequence[Redis], source: str) -> None:
         self.per_node = [node.register_script(source) for node in nodes]
 
-    async def run(self, keys: list[str], args: list[Any], timeout: float) -> list[Answer]:
-        async def one(script: Any) -> Answer:
-            try:
-                return await asyncio.wait_for(script(keys=keys, args=args), timeout)
-            except TimeoutError as exc:  # asyncio's: the node is down, as a driver timeout says
-                raise redis.exceptions.TimeoutError(f"no answer in {timeout:g}s") from exc
+    async def run(
+        self, keys: list[str], args: list[Any], timeout: float, nodes: Sequence[int] | None = None
+    ) -> tuple[list[Answer], Late]:
+        chosen = range(len(self.per_node)) if nodes is None else nodes
+        tasks = {i: asyncio.ensure_future(_call(self.per_node[i], keys, args)) for i in chosen}
+        await asyncio.wait(tasks.values(), timeout=timeout)
+        answers: list[Answer] = [NodeUnreachable("not asked")] * len(self.per_node)
+        late: Late = {}
+        for i, task in tasks.items():
+            if task.done():
+                answers[i] = task.result()
+            else:
+                answers[i] = NodeUnreachable(f"lock node {i + 1}: no answer within {timeout}s")
+                late[i] = task
+        return answers, late
 
-        return await asyncio.gather(*(one(s) for s in self.per_node), return_exceptions=True)
+
+async def _call(script: Any, keys: list[str], args: list[Any]) -> Answer:
+    """A node's answer, or the error that stands for it (never raised)."""
+    try:
+        return await script(keys=keys, args=args)
+    except DEPENDENCY_ERRORS as exc:
+        return exc
+    except RuntimeError as exc:  # uvloop: a write on a connection the node has closed
+        return NodeUnreachable(repr(exc))
+    except redis.exceptions.RedisError as exc:
+        return exc  # a script error: _failed raises it
+
+
+def _granted(answer: Answer) -> bool:
+    """An acquire's {1, ...} or a hand-over's non-zero token."""
+    return bool(int(answer[0]) if isinstance(answer, list) else int(answer))
 
 
 def _failed(answer: Answer) -> bool:
@@ -90,6 +125,8 @@ class QuorumScripts:
         self._force_release = _Script(nodes, scripts.FORCE_RELEASE)
         self._hand_over = _Script(nodes, scripts.HAND_OVER)
         self._raise_fence = _Script(nodes, RAISE_FENCE)
+        self._exists = _Script(nodes, "return redis.call('exists', KEYS[1])")
+        self._settling: set[asyncio.Task[None]] = set()  # late answers being waited for
 
     def valid_until(self, started: float, lease_ms: int) -> float:
         """When a lease taken or renewed at `started` (monotonic) stops being safe to use."""
@@ -105,19 +142,47 @@ class QuorumScripts:
         return reached
 
     async def _run(self, script: _Script, keys: list[str], args: list[Any]) -> list[Answer]:
-        return await script.run(keys, args, self.node_timeout)
+        """The answers in time; a late one is only waited for (nothing to undo)."""
+        answers, late = await script.run(keys, args, self.node_timeout)
+        self._settle(late, lambda node, answer: None)
+        return answers
+
+    def _settle(self, late: Late, then: Callable[[int, Answer], Awaitable[None] | None]) -> None:
+        """Wait in the background for the nodes that answered late, and act on each answer."""
+
+        async def one(node: int, task: "asyncio.Task[Answer]") -> None:
+            step = then(node, await task)
+            if step is not None:
+                await step
+
+        for node, task in late.items():
+            settling = asyncio.create_task(one(node, task), name=f"lock-node-{node + 1}-late")
+            self._settling.add(settling)
+            settling.add_done_callback(self._settling.discard)
+
+    def _give_back_late(self, key: str, owner: str, lease_ms: int, late: Late) -> None:
+        """A failed acquisition's late grants are given back as they arrive."""
+
+        def undo(node: int, answer: Answer) -> Awaitable[None] | None:
+            if _failed(answer) or not _granted(answer):
+                return None
+            return self._give_back(key, owner, lease_ms, {node: 0})
+
+        self._settle(late, undo)
 
     async def acquire(self, keys: list[str], args: list[Any]) -> list[Any]:
         lease_ms, owner, fence_ttl = int(args[0]), args[1], args[2]
         started = time.monotonic()
-        answers = await self._run(self._acquire, keys, args)
+        answers, late = await self._acquire.run(keys, args, self.node_timeout)
         granted = {i: a for i, a in enumerate(answers) if not _failed(a) and int(a[0])}
         tokens = {i: int(a[1]) for i, a in granted.items()}
         if len(tokens) >= self.quorum and await self._fenced(
             keys[1], tokens, fence_ttl, started, lease_ms
         ):
+            self._settle(late, lambda node, answer: None)  # a late grant is one more holder
             return [1, max(tokens.values()), max(int(a[2]) for a in granted.values())]
         await self._give_back(keys[0], owner, lease_ms, tokens)
+        self._give_back_late(keys[0], owner, lease_ms, late)
         reached = self._reachable(answers)
         refused = [a for a in reached if not int(a[0])]
         ttls = [int(a[1]) for a in refused if int(a[1]) >= 0]
@@ -129,13 +194,15 @@ class QuorumScripts:
     async def hand_over(self, keys: list[str], args: list[Any]) -> int:
         lease_ms, next_owner, fence_ttl = int(args[0]), args[2], args[3]
         started = time.monotonic()
-        answers = await self._run(self._hand_over, keys, args)
+        answers, late = await self._hand_over.run(keys, args, self.node_timeout)
         tokens = {i: int(a) for i, a in enumerate(answers) if not _failed(a) and int(a)}
         if len(tokens) >= self.quorum and await self._fenced(
             keys[1], tokens, fence_ttl, started, lease_ms
         ):
+            self._settle(late, lambda node, answer: None)
             return max(tokens.values())
         await self._give_back(keys[0], next_owner, lease_ms, tokens)
+        self._give_back_late(keys[0], next_owner, lease_ms, late)
         return 0
 
     async def _fenced(
@@ -147,17 +214,11 @@ class QuorumScripts:
         behind = [i for i, t in tokens.items() if t < token]
         fenced = len(tokens) - len(behind)
         if behind:
-            answers = await asyncio.gather(
-                *(
-                    asyncio.wait_for(
-                        self._raise_fence.per_node[i](keys=[fence_key], args=[token, fence_ttl]),
-                        self.node_timeout,
-                    )
-                    for i in behind
-                ),
-                return_exceptions=True,
+            answers, late = await self._raise_fence.run(
+                [fence_key], [token, fence_ttl], self.node_timeout, behind
             )
-            fenced += sum(1 for a in answers if not _failed(a))
+            self._settle(late, lambda node, answer: None)
+            fenced += sum(1 for i in behind if not _failed(answers[i]))
         loop_now = time.monotonic()
         return fenced >= self.quorum and loop_now < self.valid_until(started, lease_ms)
 
@@ -165,17 +226,9 @@ class QuorumScripts:
         """Undo a failed acquisition on the nodes that granted it (one hold each)."""
         if not taken:
             return
-        channel = f"{key}:channel"
-        await asyncio.gather(
-            *(
-                asyncio.wait_for(
-                    self._release.per_node[i](keys=[key, channel], args=[lease_ms, owner]),
-                    self.node_timeout,
-                )
-                for i in taken
-            ),
-            return_exceptions=True,
-        )
+        keys, args = [key, f"{key}:channel"], [lease_ms, owner]
+        answers, late = await self._release.run(keys, args, self.node_timeout, list(taken))
+        self._settle(late, lambda node, answer: None)
 
     async def release(self, keys: list[str], args: list[Any]) -> int:
         """1 released somewhere, 0 still held (re-entered), -1 not the owner anywhere."""
@@ -199,10 +252,7 @@ class QuorumScripts:
         return max(int(a) for a in reached)
 
     async def exists(self, key: str) -> bool:
-        async def one(node: Redis) -> Answer:
-            return await asyncio.wait_for(node.exists(key), self.node_timeout)
-
-        answers = await asyncio.gather(*(one(n) for n in self.nodes), return_exceptions=True)
+        answers = await self._run(self._exists, [key], [])
         return sum(1 for a in self._reachable(answers) if int(a)) >= self.quorum
 
 

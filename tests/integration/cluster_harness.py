@@ -130,6 +130,11 @@ class LockNodes(_Nodes):
     def restart(self, node: int) -> None:
         self.infra("lock-node-up", str(node))
 
+    def signal(self, node: int, sig: signal.Signals) -> None:
+        """SIGSTOP / SIGCONT lock node `node`: a node that stalls, then answers late."""
+        pid_file = self.state_dir / "redis-lock" / f"node-{node}" / "redis.pid"
+        os.kill(int(pid_file.read_text()), sig)
+
     def wipe(self, node: int) -> None:
         """Delete a stopped node's data, so it comes back empty."""
         data = self.state_dir / "redis-lock" / f"node-{node}"

@@ -133,6 +133,36 @@ async def test_a_minority_is_not_enough_and_says_the_lock_service_is_down(nodes,
     await locks.close()
 
 
+async def test_a_failed_acquisitions_late_grants_are_given_back_when_they_arrive(nodes, clients):
+    # A node that answers after LOCK_NODE_TIMEOUT_SECONDS (stalled, just restarted) has still
+    # granted the lock: unless given back, it keeps it for a whole lease (30 s here).
+    # (`clients` starts again the nodes an earlier test killed.)
+    late_answering = [
+        Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=10,
+                       socket_connect_timeout=0.5)
+        for url in nodes.urls
+    ]  # fmt: skip
+    locks = LockService(late_answering, prefix=f"test-qlock:{time.time_ns()}:", node_timeout=0.3)
+    key = locks.lock("late").key
+    await locks.lock("warm").try_lock(wait_time=1)  # connections open, scripts loaded
+    nodes.signal(1, signal.SIGSTOP)
+    nodes.signal(2, signal.SIGSTOP)
+    try:
+        with pytest.raises(QuorumUnavailable):
+            await locks.lock("late").try_lock(wait_time=1)
+    finally:
+        nodes.signal(1, signal.SIGCONT)
+        nodes.signal(2, signal.SIGCONT)
+
+    async def given_back() -> bool:
+        return await holders(late_answering, key) == 0
+
+    await eventually(given_back, timeout=5, message="a late grant was kept for its lease")
+    await locks.close()
+    for client in late_answering:
+        await client.aclose()
+
+
 async def test_a_minority_held_by_another_owner_blocks_no_one_and_is_given_back(clients):
     first, second = quorum(clients), None
     lock = first.lock("split")
