@@ -96,6 +96,9 @@ class LockScripts:
         """One node: the lease is as good as the node says (the watchdog finds out if not)."""
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 Scripts = LockScripts | QuorumScripts
 Subscriptions = LockSubscriptions | FirstLiveSubscriptions
@@ -228,6 +231,7 @@ class LockService:
 
     async def close(self) -> None:
         await self.subscriptions.close()
+        await self.scripts.close()
 
     async def __aenter__(self) -> "LockService":
         return self

@@ -170,6 +170,10 @@ class QuorumScripts:
 
         self._settle(late, undo)
 
+    async def close(self) -> None:
+        """Wait for the late answers still coming (each ends by its socket timeout)."""
+        await asyncio.gather(*self._settling, return_exceptions=True)
+
     async def acquire(self, keys: list[str], args: list[Any]) -> list[Any]:
         lease_ms, owner, fence_ttl = int(args[0]), args[1], args[2]
         started = time.monotonic()

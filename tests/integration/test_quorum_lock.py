@@ -46,7 +46,9 @@ def nodes(tmp_path_factory) -> Iterator[LockNodes]:
 async def clients(nodes: LockNodes) -> AsyncIterator[list[Redis]]:
     nodes.start()  # a test that killed a node leaves it to be started again here
     connected = [
-        Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=0.5,
+        # As the service's clients: a node's late answer is still awaited (socket timeout
+        # LOCK_NODE_LATE_ANSWER_SECONDS) after it counted as down (node_timeout).
+        Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=5,
                        socket_connect_timeout=0.5)
         for url in nodes.urls
     ]  # fmt: skip
