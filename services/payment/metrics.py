@@ -82,7 +82,8 @@ class PaymentMetrics:
         )
         self.lock_takeovers = Counter(
             "mockpay_lock_takeovers",
-            "Wallet locks taken over from a process whose session was over",
+            "Wallet locks taken over from a process whose session was over, or from a hold "
+            "its own process had forgotten",
             registry=registry,
         )
         self.idempotency_takeovers = Counter(

@@ -39,7 +39,7 @@ from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
 from shared.lock.local_queue import LocalQueue, Turn
 from shared.lock.pubsub import LockSubscriptions, Subscription
 from shared.lock.quorum import FirstLiveSubscriptions, QuorumScripts
-from shared.lock.takeover import Takeover
+from shared.lock.takeover import Takeover, instance_of
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +294,7 @@ class RedisLock:
         lease_ms = int((lease_time or self.watchdog_timeout) * 1000)
         deadline = None if wait_time is None else time.monotonic() + wait_time
         check_at = time.monotonic() + (self.takeover.check_after if self.takeover else 0)
+        forgotten: set[str] = set()  # holders of this process that hold no lease in it
         subscription = self.subscriptions.join_confirmed(self.channel)
         try:
             started = time.monotonic()
@@ -318,7 +319,7 @@ class RedisLock:
                 dead = ""
                 if self.takeover is not None and time.monotonic() >= check_at:
                     check_at = time.monotonic() + self.takeover.check_after
-                    dead = await self.takeover.dead_holder(self.name, attempt.holder)
+                    dead = await self._dead_holder(attempt.holder, forgotten)
                 started = time.monotonic()
                 attempt = await self._attempt(owner, lease_ms, dead)
         finally:
@@ -327,6 +328,23 @@ class RedisLock:
         if attempt.taken_over and self.takeover is not None:
             self.takeover.on_takeover()
         return self._held(owner, attempt.value, lease_ms, lease_time, started)
+
+    async def _dead_holder(self, holder: str, forgotten: set[str]) -> str:
+        """Who may be taken over: an instance without a session, or an owner of this very
+        process that holds no lease here, seen so twice a check apart (an acquisition in
+        flight is registered long before that). Such a hold is left on a lock node that
+        missed its release while it was down, and came back with it from its data."""
+        assert self.takeover is not None
+        if instance_of(holder) != self.owners.instance_id:
+            return await self.takeover.dead_holder(self.name, holder)
+        if (self.key, holder) in self.leases:
+            return ""
+        if holder not in forgotten:
+            forgotten.add(holder)
+            return ""
+        log.warning("lock %r: held by %s of this process, which holds no lease: taking it over",
+                    self.name, holder)  # fmt: skip
+        return holder
 
     async def _subscribe(self, deadline: float | None) -> Subscription | None:
         remaining = None if deadline is None else deadline - time.monotonic()

@@ -9,14 +9,15 @@ an expiry still only moves forward.
 
 ACQUIRE = """
 -- KEYS[1] lock hash, KEYS[2] fence counter; ARGV[1] lease ms, ARGV[2] owner, ARGV[3] fence ttl ms,
--- ARGV[4] an instance whose session is over, or '': a lock held only by it is taken over.
+-- ARGV[4] an instance whose session is over, or an owner its process has forgotten, or '':
+-- a lock held only by it is taken over.
 -- Returns {1, token, 1 when taken over} or {0, pttl, the owner holding it}.
 local taken = 0
 if ARGV[4] ~= '' and redis.call('exists', KEYS[1]) == 1 then
   local prefix = ARGV[4] .. ':'
   taken = 1
   for _, holder in ipairs(redis.call('hkeys', KEYS[1])) do
-    if holder ~= '#fence' and string.sub(holder, 1, #prefix) ~= prefix then
+    if holder ~= '#fence' and holder ~= ARGV[4] and string.sub(holder, 1, #prefix) ~= prefix then
       taken = 0
     end
   end

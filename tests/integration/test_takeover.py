@@ -188,6 +188,24 @@ async def test_a_live_slow_holder_is_not_taken_over(redis, where):
         assert slow.process.returncode is None and await locks.lock(name).is_locked()
 
 
+async def test_a_hold_its_own_process_forgot_is_taken_over(redis, where):
+    # Left on lock nodes that missed its release while they were down, and came back with
+    # them from their data: held by a live process that holds no lease for it.
+    prefix = f"test-takeover:{uuid.uuid4().hex[:8]}:"
+    async with waiting_process(redis, where, prefix) as waiter:
+        lock = waiter.locks.lock("wallet:forgotten")
+        ghost = f"{waiter.locks.owners.instance_id}:{uuid.uuid4().hex}"
+        for node in where.clients[:2]:
+            await node.hset(lock.key, mapping={ghost: 1, "#fence": 1})
+            await node.pexpire(lock.key, 30_000)
+        began = time.monotonic()
+        lease = await lock.try_lock(wait_time=5)
+        assert lease is not None, "not taken over within the wait (the ghost lives 30 s)"
+        assert time.monotonic() - began < 3 * CHECK_AFTER + 1.0
+        assert waiter.takeovers == 1
+        await lock.unlock()
+
+
 async def test_a_paused_holder_is_taken_over_and_refused_by_the_fence_when_it_resumes(redis, where):
     settings = PaymentSettings()
     pool = await db.create_pool(settings, settings.payment_mysql_database)
