@@ -7,7 +7,6 @@ unpublished must be 0 and the topic's end offsets must have grown by exactly N.
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 
 import aiomysql
@@ -17,24 +16,15 @@ from services.payment.adapters import outbox
 from services.payment.bootstrap import build_relay
 from services.payment.settings import PaymentSettings
 from shared import db
-from shared.clock import iso, utcnow
-from shared.events import PAYMENT_COMPLETED, PaymentEvent
+from shared.clock import utcnow
 from shared.kafka import ensure_topics, topic_specs
+from testkit.events import completed_event
 
 
 def backlog_rows(topic: str, count: int) -> Iterator[tuple[object, ...]]:
     now = utcnow()
     for i in range(count):
-        event = PaymentEvent(
-            event_id=str(uuid.uuid4()),
-            event_type=PAYMENT_COMPLETED,
-            occurred_at=iso(now),
-            payment_id=str(uuid.uuid4()),
-            order_id=f"drain-{uuid.uuid4().hex}",
-            user_id=f"user-{i % 1000}",
-            amount=1000,
-        )
-        yield outbox.insert_values(topic, event, now)
+        yield outbox.insert_values(topic, completed_event(now, "drain", f"user-{i % 1000}"), now)
 
 
 async def fill_outbox(pool: aiomysql.Pool, topic: str, count: int, chunk: int = 5000) -> None:

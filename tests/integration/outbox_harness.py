@@ -1,6 +1,5 @@
 """Outbox rows written as committed payments write them, and what reached a topic's log."""
 
-import uuid
 from collections import Counter
 
 import aiomysql
@@ -8,8 +7,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.payment.adapters import outbox
-from shared.clock import iso, utcnow
-from shared.events import PAYMENT_COMPLETED, PaymentEvent
+from shared.clock import utcnow
+from testkit.events import completed_event
 
 
 class Outbox:
@@ -24,15 +23,7 @@ class Outbox:
         now = utcnow()
         rows = []
         for _ in range(count):
-            event = PaymentEvent(
-                event_id=str(uuid.uuid4()),
-                event_type=PAYMENT_COMPLETED,
-                occurred_at=iso(now),
-                payment_id=str(uuid.uuid4()),
-                order_id=f"ha-{uuid.uuid4().hex}",
-                user_id=f"user-{len(self.written) % 17}",
-                amount=1000,
-            )
+            event = completed_event(now, "ha", f"user-{len(self.written) % 17}")
             rows.append(outbox.insert_values(self.topic, event, now))
             self.written.append(event.event_id)
         async with self.pool.acquire() as conn, conn.cursor() as cur:

@@ -26,7 +26,7 @@ class CancelSwallowingScript:
     async def __call__(self, keys: list[str], args: list[object]) -> object:
         self.in_flight.set()
         try:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the script's latency: the cancel must land in it
         except asyncio.CancelledError:
             if self.swallowed:
                 raise
