@@ -18,6 +18,7 @@ from services.payment.bootstrap import MIGRATIONS, build_relay
 from services.payment.relay import OutboxRelay
 from services.payment.settings import PaymentSettings
 from shared import db
+from shared.breaker import BreakerConfig
 from shared.kafka import ensure_topics, event_topics
 from testkit.waiting import eventually
 from tests.integration.bank_harness import running_bank
@@ -142,6 +143,9 @@ async def test_a_relay_holding_its_claim_does_not_hold_up_the_other(backlog):
     assert set(in_log) == set(outbox.written) and max(in_log.values()) == 1
 
 
+NO_TRIP = BreakerConfig(window_size=100, minimum_calls=100)
+
+
 class HeldBack(Exception):
     """Ends a held claim without marking its rows, as a relay whose send failed does."""
 
@@ -155,7 +159,9 @@ async def test_two_reconcilers_settle_each_pending_charge_once():
         "charge_reconcile_give_up_seconds": 60.0,
     }
     async with (
-        running_bank(bank_read_timeout_seconds=0.2) as (bank, gateway_url),
+        # The timeouts that leave the charges PENDING are failures to the breaker; a window
+        # larger than the test keeps it closed, which is not what this test is about.
+        running_bank(bank_read_timeout_seconds=0.2, breaker=NO_TRIP) as (bank, gateway_url),
         running_payment_app(bank_gateway_url=gateway_url, **reconciler) as one,
         running_payment_app(bank_gateway_url=gateway_url, **reconciler) as two,
     ):
