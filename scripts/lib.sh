@@ -26,6 +26,18 @@ ensure_env() {
   done
 }
 
+# processes NAME COUNT BASE_PORT PORT: "name port" of each process of a service that may run
+# as several (PAYMENT_REPLICAS, POINTS_WORKERS): NAME-1 on BASE_PORT, NAME-2 on BASE_PORT+1,
+# ... when COUNT > 1, else NAME itself on PORT. services.sh starts them, monitor.sh scrapes them.
+processes() {
+  local name=$1 count=$2 base=$3 port=$4 i
+  if [ "$count" -gt 1 ]; then
+    for i in $(seq 1 "$count"); do echo "$name-$i $(( base + i - 1 ))"; done
+  else
+    echo "$name $port"
+  fi
+}
+
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # wait_for NAME SECONDS COMMAND...: run COMMAND until it succeeds or the deadline passes.

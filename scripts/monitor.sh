@@ -2,7 +2,7 @@
 # Start or stop Prometheus (Debian's package) on 127.0.0.1:PROMETHEUS_PORT. The scrape config
 # and rules are deploy/prometheus/; the copy it runs on is rendered with the service ports
 # of .env into $STATE/prometheus/, and its data lives there too.
-#   scripts/monitor.sh up|down|status
+#   scripts/monitor.sh up|down|status|render   (render: write the configuration only)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -18,14 +18,35 @@ PIDFILE=$DIR/prometheus.pid
 PROMETHEUS_WAIT_SECONDS=${PROMETHEUS_WAIT_SECONDS:-60}
 
 # The committed config names the contract's default addresses; point them at this checkout's.
+# The payment and points targets: one per process (targets/*.json), each replica and worker
+# under PAYMENT_REPLICAS / POINTS_WORKERS > 1, never HAProxy in front of them.
 render() {
-  sed -e "s#127.0.0.1:8000#${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}#" \
-      -e "s#127.0.0.1:8001#${BANK_GATEWAY_HOST:-127.0.0.1}:${BANK_GATEWAY_PORT:-8001}#" \
+  mkdir -p "$DIR/targets"
+  sed -e "s#127.0.0.1:8001#${BANK_GATEWAY_HOST:-127.0.0.1}:${BANK_GATEWAY_PORT:-8001}#" \
       -e "s#127.0.0.1:8002#${FAKE_BANK_HOST:-127.0.0.1}:${FAKE_BANK_PORT:-8002}#" \
-      -e "s#127.0.0.1:8003#${POINTS_HOST:-127.0.0.1}:${POINTS_PORT:-8003}#" \
       -e "s#127.0.0.1:9090#$HOST:$PORT#" \
       -e "s#- rules.yml#- $ROOT/deploy/prometheus/rules.yml#" \
       deploy/prometheus/prometheus.yml > "$DIR/prometheus.yml"
+  targets "${PAYMENT_HOST:-127.0.0.1}" payment "${PAYMENT_REPLICAS:-1}" \
+    "${PAYMENT_REPLICA_BASE_PORT:-8010}" "${PAYMENT_PORT:-8000}" > "$DIR/targets/payment.json.new"
+  targets "${POINTS_HOST:-127.0.0.1}" points "${POINTS_WORKERS:-1}" \
+    "${POINTS_WORKER_BASE_PORT:-8020}" "${POINTS_PORT:-8003}" > "$DIR/targets/points.json.new"
+  # Prometheus watches these files: each is replaced whole, never seen half written.
+  mv "$DIR/targets/payment.json.new" "$DIR/targets/payment.json"
+  mv "$DIR/targets/points.json.new" "$DIR/targets/points.json"
+}
+
+# targets HOST NAME COUNT BASE_PORT PORT: a file_sd list, one target per process.
+targets() {
+  local host=$1 process port separator=""
+  shift
+  echo "["
+  while read -r process port; do
+    [ -z "$separator" ] || echo "$separator"
+    printf '  {"targets": ["%s:%s"], "labels": {"instance": "%s"}}' "$host" "$port" "$process"
+    separator=","
+  done < <(processes "$@")
+  printf '\n]\n'
 }
 
 ready() { "$ROOT/.venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"; }
@@ -68,8 +89,9 @@ status() {
 }
 
 case "${1:-}" in
+  render) mkdir -p "$DIR"; render; log "prometheus: configuration rendered into $DIR" ;;
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status" ;;
+  *) die "usage: $0 up|down|status|render" ;;
 esac

@@ -55,19 +55,17 @@ done <<< "$ALL_SERVICES")
 # Points workers likewise ("points" is then HAProxy on POINTS_PORT); each has a faust data
 # folder of its own.
 expand() {
-  local name module url i port
+  local name module url process port
   while read -r name module url; do
     if [ "$name" = payment ] && [ "$PAYMENT_REPLICAS" -gt 1 ]; then
-      for i in $(seq 1 "$PAYMENT_REPLICAS"); do
-        port=$(( PAYMENT_REPLICA_BASE_PORT + i - 1 ))
-        echo "payment-$i $module http://${PAYMENT_HOST:-127.0.0.1}:$port/health PAYMENT_PORT=$port"
-      done
+      while read -r process port; do
+        echo "$process $module http://${PAYMENT_HOST:-127.0.0.1}:$port/health PAYMENT_PORT=$port"
+      done < <(processes payment "$PAYMENT_REPLICAS" "$PAYMENT_REPLICA_BASE_PORT" "${PAYMENT_PORT:-8000}")
       echo "payment haproxy $url"
     elif [ "$name" = points ] && [ "$POINTS_WORKERS" -gt 1 ]; then
-      for i in $(seq 1 "$POINTS_WORKERS"); do
-        port=$(( POINTS_WORKER_BASE_PORT + i - 1 ))
-        echo "points-$i $module http://${POINTS_HOST:-127.0.0.1}:$port/health POINTS_PORT=$port,POINTS_DATA_DIR=$POINTS_DATA_DIR/points-$i"
-      done
+      while read -r process port; do
+        echo "$process $module http://${POINTS_HOST:-127.0.0.1}:$port/health POINTS_PORT=$port,POINTS_DATA_DIR=$POINTS_DATA_DIR/$process"
+      done < <(processes points "$POINTS_WORKERS" "$POINTS_WORKER_BASE_PORT" "${POINTS_PORT:-8003}")
       echo "points haproxy $url"
     else
       echo "$name $module $url"
@@ -99,7 +97,7 @@ haproxy_config() { if [ "$1" = points ]; then echo "$RUN/haproxy-points.cfg"; el
 # Points workers: any of them answers the points API (it reads MariaDB), so HAProxy checks
 # /health/live: /health is 503 on every member while its group rebalances.
 write_haproxy_config() {
-  local service=$1 i port file
+  local service=$1 process port file
   file=$(haproxy_config "$service")
   local count=$PAYMENT_REPLICAS base=$PAYMENT_REPLICA_BASE_PORT bind=${PAYMENT_HOST:-127.0.0.1}:${PAYMENT_PORT:-8000}
   local check=/health host=${PAYMENT_HOST:-127.0.0.1}
@@ -136,10 +134,9 @@ backend ${service}_replicas
   http-check expect status 200
   default-server inter ${HAPROXY_CHECK_INTERVAL_MS} fall 2 rise 1
 CFG
-  for i in $(seq 1 "$count"); do
-    port=$(( base + i - 1 ))
-    echo "  server $service-$i $host:$port check" >> "$file"
-  done
+  while read -r process port; do
+    echo "  server $process $host:$port check" >> "$file"
+  done < <(processes "$service" "$count" "$base" "$base")  # count > 1: HAProxy only then
 }
 
 write_config() {

@@ -18,6 +18,8 @@ from shared import db
 from testkit.processes import ports
 from testkit.waiting import eventually, eventually_blocking
 from tests.integration.cluster_harness import free_port_run
+from tests.monitoring import prometheus, query, scrape_settings, wait_for_targets
+from tests.scrape import parse, value
 from tests.supervised import Supervised, supervised_env
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +45,9 @@ def replicas(tmp_path_factory):
     )  # fmt: skip
     running = Supervised(env, state)
     running.script("up")
-    running.urls = {"payment": f"http://127.0.0.1:{front}"}
+    running.urls = {"payment": f"http://127.0.0.1:{front}"} | {
+        f"payment-{i + 1}": f"http://127.0.0.1:{base + i}" for i in range(2)
+    }
     try:
         yield running
     finally:
@@ -134,3 +138,47 @@ async def test_a_replica_killed_under_load_costs_no_client_error(replicas):
         return now is not None and now != victim
 
     eventually_blocking(replaced, 60, interval=0.2, message="payment-1 was not started again")
+
+
+REPLICAS = ("payment-1", "payment-2")
+
+
+async def test_prometheus_scrapes_each_replica_and_adds_their_counters_up(replicas, tmp_path):
+    """Scraped through HAProxy, each scrape reached one replica or the other and the total
+    was one replica's count; one target per replica gives the sum of both."""
+    settings = PaymentSettings()
+    key = settings.api_keys()[0].split(":")[0]
+    user = f"m-{uuid.uuid4().hex[:12]}"
+
+    def completed(replica: str) -> float:
+        scraped = httpx.get(f"{replicas.urls[replica]}/metrics", timeout=5).text
+        return value(parse(scraped), "mockpay_payments_total", outcome="completed")
+
+    async with httpx.AsyncClient(
+        base_url=replicas.urls["payment"], headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
+        assert (await client.post("/wallets", json={"user_id": user})).status_code in (200, 201)
+        async with operator_payments(settings) as service:
+            await service.credit(CreditWallet(user, START, f"seed-{user}"))
+
+        async def each_replica_completed_one() -> bool:
+            body = {"order_id": f"o-{uuid.uuid4().hex}", "user_id": user, "amount": AMOUNT}
+            assert (await client.post("/payments", json=body)).status_code == 201
+            counts = [await asyncio.to_thread(completed, replica) for replica in REPLICAS]
+            return all(count > 0 for count in counts)
+
+        await eventually(each_replica_completed_one, timeout=60, interval=0.1)
+    direct = {replica: completed(replica) for replica in REPLICAS}  # no payment runs now
+
+    with prometheus(tmp_path, **scrape_settings(replicas.urls, "payment")) as (url, _):
+        up = {("payment", replica): "up" for replica in REPLICAS}
+        await asyncio.to_thread(wait_for_targets, url, up, {"payment"})
+        completed_expr = 'mockpay_payments_total{job="payment", outcome="completed"}'
+
+        async def summed() -> bool:
+            total = await asyncio.to_thread(query, url, f"sum({completed_expr})")
+            return bool(total) and float(total[0]["value"][1]) == sum(direct.values())
+
+        await eventually(summed, timeout=30, interval=0.5)
+        per_replica = query(url, completed_expr)
+        assert {s["metric"]["instance"]: float(s["value"][1]) for s in per_replica} == direct

@@ -23,6 +23,9 @@ from testkit.processes import REPO, ports
 from testkit.waiting import eventually, eventually_blocking
 from tests.integration.cluster_harness import free_port_run
 from tests.integration.events_harness import Topics, points_db, query
+from tests.monitoring import prometheus, scrape_settings, wait_for_targets
+from tests.monitoring import query as promql
+from tests.scrape import named, parse
 from tests.supervised import Supervised, supervised_env
 
 pytestmark = pytest.mark.e2e
@@ -217,3 +220,28 @@ async def _every_event_applied_once(load: Load) -> None:
         per_user = {u: sum(1 for i in range(load.sent) if i % USERS == n) * AMOUNT // 100
                     for n, u in enumerate(load.users)}  # fmt: skip
         assert balances == per_user
+
+
+def test_prometheus_scrapes_each_worker_and_adds_their_counters_up(workers, tmp_path):
+    """Each worker a target of its own (HAProxy on POINTS_PORT would hand a scrape to one of
+    them): Prometheus's total of events handled is both workers' together."""
+    eventually_blocking(workers.sharing, TAKEOVER_SECONDS, interval=0.2, message="not sharing")
+    urls = {"points": workers.urls["points"], **workers.worker_urls}
+
+    def handled(worker: str) -> float:
+        scraped = parse(httpx.get(f"{workers.worker_urls[worker]}/metrics", timeout=5).text)
+        return sum(s.value for s in named(scraped, "mockpay_points_events_total"))
+
+    direct = {worker: handled(worker) for worker in WORKERS}  # after the load: no event runs
+    with prometheus(tmp_path, **scrape_settings(urls, "points")) as (url, _):
+        up = {("points", worker): "up" for worker in WORKERS}
+        wait_for_targets(url, up, {"points"})
+        events = 'sum by (instance) (mockpay_points_events_total{job="points"})'
+
+        def as_scraped() -> bool:
+            seen = {s["metric"]["instance"]: float(s["value"][1]) for s in promql(url, events)}
+            return seen == direct
+
+        eventually_blocking(as_scraped, timeout=30, interval=0.5, message="not each worker's")
+        total = promql(url, 'sum(mockpay_points_events_total{job="points"})')
+        assert float(total[0]["value"][1]) == sum(direct.values())

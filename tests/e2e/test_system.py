@@ -17,7 +17,15 @@ from testkit.waiting import eventually, eventually_blocking
 from tests.dashboard import SUFFIXES, metric_names
 from tests.e2e.four_services import four_services, instances, points_logs
 from tests.integration.events_harness import BOOTSTRAP, Topics
-from tests.monitoring import ALERTS, prometheus, query
+from tests.monitoring import (
+    ALERTS,
+    port,
+    processes,
+    prometheus,
+    query,
+    scrape_settings,
+    wait_for_targets,
+)
 from tests.scrape import Sample, named, parse, value
 
 pytestmark = pytest.mark.e2e
@@ -192,23 +200,21 @@ def test_a_thousand_distinct_paths_leave_a_bounded_uri_label_set(system):
 # ---------------------------------------------------------------- Prometheus (make monitor)
 
 
-def test_prometheus_scrapes_every_service_and_sees_the_breaker_open(system, tmp_path):
+def test_prometheus_scrapes_every_process_and_sees_the_breaker_open(system, tmp_path):
     ports = {
-        "PAYMENT_PORT": system["payment"].rsplit(":", 1)[1],
-        "BANK_GATEWAY_PORT": system["gateway"].rsplit(":", 1)[1],
-        "FAKE_BANK_PORT": system["bank"].rsplit(":", 1)[1],
-        "POINTS_PORT": system["points"].rsplit(":", 1)[1],
+        "BANK_GATEWAY_PORT": port(system["gateway"]),
+        "FAKE_BANK_PORT": port(system["bank"]),
+        **scrape_settings(system, "payment"),
+        **scrape_settings(system, "points"),
     }
+    # One target per process: each replica and worker under make test-ha, never HAProxy.
+    expected = {
+        (job, instance): "up"
+        for job in ("payment", "points")
+        for instance in processes(system, job)
+    } | {(job, job): "up" for job in ("bank-gateway", "fake-bank", "prometheus")}
     with prometheus(tmp_path, **ports) as (url, _):
-
-        def all_targets_up() -> bool:
-            targets = httpx.get(f"{url}/api/v1/targets", timeout=5).json()["data"]
-            return {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]} == {
-                job: "up"
-                for job in ("payment", "bank-gateway", "fake-bank", "points", "prometheus")
-            }
-
-        eventually_blocking(all_targets_up, timeout=30, interval=0.5, message="targets not up")
+        wait_for_targets(url, expected)
         rules = httpx.get(f"{url}/api/v1/rules", params={"type": "alert"}, timeout=5).json()
         assert {r["name"] for g in rules["data"]["groups"] for r in g["rules"]} == set(ALERTS)
 

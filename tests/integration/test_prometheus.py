@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -83,3 +84,63 @@ def test_every_recorded_series_the_dashboard_reads_is_a_recording_rule():
     recorded = {name for name in metric_names() if ":" in name}
     rules = set(re.findall(r"record: (\S+)", (CONFIG / "rules.yml").read_text()))
     assert recorded and recorded <= rules
+
+
+# ---------------------------------------------------------------- scrape targets (rendered)
+
+SINGLE = {
+    "PAYMENT_PORT": "8000",
+    "POINTS_PORT": "8003",
+    "PAYMENT_REPLICAS": "1",
+    "POINTS_WORKERS": "1",
+}
+
+
+def rendered(state_dir: Path, **settings: str) -> dict[str, list[dict]]:
+    """scripts/monitor.sh render with `settings` (over .env's); the target files it wrote."""
+    done = monitor("render", {"MOCKPAY_STATE_DIR": str(state_dir), **settings})
+    assert done.returncode == 0, done.stderr
+    folder = state_dir / "prometheus" / "targets"
+    return {job: json.loads((folder / f"{job}.json").read_text()) for job in ("payment", "points")}
+
+
+def listed(groups: list[dict]) -> dict[str, list[str]]:
+    return {group["labels"]["instance"]: group["targets"] for group in groups}
+
+
+def test_rendered_targets_name_each_replica_and_worker_on_its_own_port(tmp_path):
+    targets = rendered(
+        tmp_path, PAYMENT_PORT="9700", PAYMENT_REPLICAS="3", PAYMENT_REPLICA_BASE_PORT="9710",
+        POINTS_PORT="9703", POINTS_WORKERS="2", POINTS_WORKER_BASE_PORT="9720",
+    )  # fmt: skip
+    assert listed(targets["payment"]) == {
+        "payment-1": ["127.0.0.1:9710"],
+        "payment-2": ["127.0.0.1:9711"],
+        "payment-3": ["127.0.0.1:9712"],
+    }  # not HAProxy's 9700
+    assert listed(targets["points"]) == {
+        "points-1": ["127.0.0.1:9720"],
+        "points-2": ["127.0.0.1:9721"],
+    }
+    checked = promtool("check", "config", str(tmp_path / "prometheus" / "prometheus.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "WARNING" not in checked.stdout + checked.stderr  # it found and read both files
+
+
+def test_one_process_is_one_target_on_the_service_port(tmp_path):
+    targets = rendered(tmp_path, **{**SINGLE, "PAYMENT_PORT": "9800", "POINTS_PORT": "9803"})
+    assert listed(targets["payment"]) == {"payment": ["127.0.0.1:9800"]}
+    assert listed(targets["points"]) == {"points": ["127.0.0.1:9803"]}
+
+
+def test_the_committed_targets_are_what_the_default_settings_render(tmp_path):
+    """deploy/compose.yaml runs Prometheus on the committed files as they are."""
+    targets = rendered(tmp_path, **SINGLE)
+    for job, groups in targets.items():
+        assert groups == json.loads((CONFIG / "targets" / f"{job}.json").read_text())
+
+
+def test_a_second_render_with_more_replicas_replaces_the_targets(tmp_path):
+    rendered(tmp_path, **{**SINGLE, "PAYMENT_REPLICAS": "2", "PAYMENT_REPLICA_BASE_PORT": "9910"})
+    again = rendered(tmp_path, **SINGLE)
+    assert listed(again["payment"]) == {"payment": ["127.0.0.1:8000"]}
