@@ -19,6 +19,11 @@ ALERTS = (
     "MockPayOutboxStalled",
     "MockPayLockTimeouts",
     "MockPayHighErrorRate",
+    "MockPayServiceDown",
+    "MockPayInstanceDown",
+    "MockPaySessionRefreshFailing",
+    "MockPayTakeoversRecurring",
+    "MockPayLockFallbacks",
 )
 
 
