@@ -12,7 +12,12 @@
   `create_retrying_redis` retries on connection errors, with exponential backoff, for
   commands that are safe to repeat (reads, PING, the idempotency scripts, which recognise
   their own token).
+- Lua scripts run over one pipelined connection of their own (shared/redis_scripts.py),
+  with the same timeout and the same retries as the client's other commands, unless
+  REDIS_PIPELINED_SCRIPTS=false.
 """
+
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -21,9 +26,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from shared.redis_scripts import PipelinedRedis, ScriptPipeline
 from shared.settings import ServiceSettings
 
-__all__ = ["create_redis", "create_retrying_redis", "create_session_connection"]
+__all__ = [
+    "create_redis",
+    "create_retrying_redis",
+    "create_session_connection",
+    "with_pipelined_scripts",
+]
 
 
 def _client(settings: ServiceSettings, retry: Retry, max_connections: int | None) -> Redis:
@@ -37,7 +48,27 @@ def _client(settings: ServiceSettings, retry: Retry, max_connections: int | None
         health_check_interval=settings.redis_health_check_seconds,
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
-    return Redis(connection_pool=pool)
+    if not settings.redis_pipelined_scripts:
+        return Redis(connection_pool=pool)
+    return with_pipelined_scripts(
+        settings.redis_url,
+        settings.redis_socket_timeout_seconds,
+        settings.redis_socket_timeout_seconds,
+        retry,
+        connection_pool=pool,
+    )
+
+
+def with_pipelined_scripts(
+    url: str, timeout: float, connect_timeout: float, retry: Retry, **redis_options: Any
+) -> Redis:
+    """A redis-py client (built from `redis_options`) whose scripts are pipelined to `url`,
+    retried as `retry` says."""
+    return PipelinedRedis(
+        pipeline=ScriptPipeline(url, timeout, connect_timeout),
+        script_retry=retry if retry.get_retries() > 0 else None,
+        **redis_options,
+    )
 
 
 def create_redis(settings: ServiceSettings, max_connections: int | None = None) -> Redis:

@@ -53,6 +53,9 @@ class ServiceSettings(BaseServiceSettings):
     redis_retries: int = 3
     redis_retry_backoff_seconds: float = 0.05
     redis_retry_backoff_max_seconds: float = 1.0
+    # Lua scripts (the lock's, idempotency's) run over one pipelined connection per server
+    # (shared/redis_scripts.py) instead of redis-py's pool: a fraction of the client CPU.
+    redis_pipelined_scripts: bool = True
 
     # KAFKA_BROKERS nodes listen on KAFKA_PORT, +2, +4 (scripts/infra.sh starts them so);
     # unless KAFKA_BOOTSTRAP_SERVERS names the brokers, clients are given all of them.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiomysql
 import httpx
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -41,7 +41,12 @@ from shared.idempotency import IdempotencyStore
 from shared.kafka import event_topics
 from shared.lock import LockService
 from shared.lock.takeover import Takeover
-from shared.redis_client import create_redis, create_retrying_redis, create_session_connection
+from shared.redis_client import (
+    create_redis,
+    create_retrying_redis,
+    create_session_connection,
+    with_pipelined_scripts,
+)
 from shared.session import Session
 
 log = logging.getLogger(__name__)
@@ -139,11 +144,22 @@ def lock_nodes(stack: AsyncExitStack, settings: PaymentSettings) -> list[Redis]:
     nodes = []
     for url in settings.lock_node_urls():
         # Like create_redis: no retries of their own (a retried acquire counts twice).
-        node = Redis.from_url(
+        pool = ConnectionPool.from_url(
             url,
             retry=Retry(NoBackoff(), 0),
             socket_timeout=settings.lock_node_late_answer_seconds,
             socket_connect_timeout=settings.lock_node_timeout_seconds,
+        )
+        node = (
+            with_pipelined_scripts(
+                url,
+                settings.lock_node_late_answer_seconds,
+                settings.lock_node_timeout_seconds,
+                Retry(NoBackoff(), 0),
+                connection_pool=pool,
+            )
+            if settings.redis_pipelined_scripts
+            else Redis(connection_pool=pool)
         )
         stack.push_async_callback(node.aclose)
         nodes.append(node)
