@@ -5,8 +5,9 @@ A payment runs four scripts (idempotency begin and complete, lock acquire and re
 redis-py spends about 110 µs of client CPU on each: a pool checkout, a health check, a retry
 wrapper, a timeout per read, an encoder pass per argument. A script call needs none of it:
 
-- every caller's EVALSHA is written at once to one TCP connection, many in flight together;
-  Redis answers in order, so each reply resolves the oldest waiting future;
+- every caller's EVALSHA goes to one TCP connection, many in flight together, and the
+  commands sent in one turn of the event loop leave in one write; Redis answers in order,
+  so each reply resolves the oldest waiting future;
 - hiredis (the C parser redis-py uses too) parses the replies;
 - one timer per connection, not one per command, aborts a connection whose oldest command
   has waited REDIS_SOCKET_TIMEOUT_SECONDS: every command on it then fails with a
@@ -83,6 +84,7 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timed_out = False
+        self._outgoing: list[bytes] = []  # sent by callers this loop turn, not yet written
 
     @property
     def in_flight(self) -> int:
@@ -98,10 +100,19 @@ class _Connection(asyncio.Protocol):
         future = self._loop.create_future()
         deadline = self._loop.time() + self.timeout
         self._waiting.append((future, deadline))
-        transport.write(payload)
+        if not self._outgoing:
+            self._loop.call_soon(self._write)
+        self._outgoing.append(payload)
         if self._timer is None:
             self._timer = self._loop.call_at(deadline, self._check_oldest)
         return future
+
+    def _write(self) -> None:
+        """Everything sent since the last write, in one: callers of the same loop turn
+        share a system call (a write on a loopback socket costs more than a script's parse)."""
+        outgoing, self._outgoing = self._outgoing, []
+        if self._transport is not None and not self.lost and not self._transport.is_closing():
+            self._transport.write(b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
