@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from shared import ids
 from shared.background import Deferred, set_within
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.session import Session, session_key
@@ -158,7 +158,7 @@ class IdempotencyStore:
         return f"idem:{self.namespace}:{key}"
 
     async def begin(self, key: str, fingerprint: str) -> Decision:
-        token = uuid.uuid4().hex
+        token = ids.token_hex(16)
         running: dict[str, Any] = {"state": "running", "fingerprint": fingerprint, "token": token}
         if self.session is not None:
             running["owner"] = self.session.instance_id

@@ -9,12 +9,13 @@ its creator had, and setting them in one request never leaks into another.
 
 import contextlib
 import re
-import secrets
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import ids
 
 HEADER = "traceparent"
 _FORMAT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -39,11 +40,11 @@ class TraceParent:
 
     @classmethod
     def new(cls) -> "TraceParent":
-        return cls(secrets.token_hex(16), secrets.token_hex(8))
+        return cls(ids.token_hex(16), ids.token_hex(8))
 
     def child(self) -> "TraceParent":
         """The same trace, a new span: what this process passes on."""
-        return TraceParent(self.trace_id, secrets.token_hex(8), self.flags)
+        return TraceParent(self.trace_id, ids.token_hex(8), self.flags)
 
     def __str__(self) -> str:
         return f"00-{self.trace_id}-{self.parent_id}-{self.flags}"

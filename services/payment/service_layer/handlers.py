@@ -9,7 +9,6 @@ never fails the others. With `batch_max` = 1 each job takes the lock by itself.
 """
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +33,7 @@ from services.payment.domain.model import (
 from services.payment.service_layer.base import UnitOfWorkFactory, UseCases
 from services.payment.service_layer.batching import Batcher
 from services.payment.service_layer.locking import Held, Locking
+from shared import ids
 from shared.clock import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class PaymentService(UseCases):
             debited = wallet.debited(cmd.amount)
             now = self.clock()
             payment = Payment(
-                str(uuid.uuid4()),
+                str(ids.uuid4()),
                 cmd.order_id,
                 cmd.user_id,
                 cmd.amount,
@@ -152,7 +152,7 @@ class PaymentService(UseCases):
 
     async def _announce(self, uow: UnitOfWork, payment: Payment) -> None:
         """Put the payment's event in the outbox, in the transaction that changed it."""
-        event = payment.event(str(uuid.uuid4()), iso(self.clock()))
+        event = payment.event(str(ids.uuid4()), iso(self.clock()))
         await uow.outbox.add(self.events_topic, event, self.clock())
 
     async def cancel(self, cmd: CancelPayment) -> Payment:
@@ -275,7 +275,7 @@ class PaymentService(UseCases):
 
 
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    return str(ids.uuid4())
 
 
 def found(payment: Payment | None, reference: str) -> Payment:
