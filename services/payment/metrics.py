@@ -48,8 +48,8 @@ class PaymentMetrics:
         self.payments = Counter(
             "mockpay_payments", "Payment requests by outcome", ("outcome",), registry=registry
         )
-        for outcome in PAYMENT_OUTCOMES:
-            self.payments.labels(outcome)
+        # Every outcome shown from the start (at 0), and looked up without labels().
+        self._payments_by_outcome = {o: self.payments.labels(o) for o in PAYMENT_OUTCOMES}
         self.amount = Counter(
             "mockpay_payments_amount",
             "Won paid by completed payments (not replays)",
@@ -117,7 +117,7 @@ class PaymentMetrics:
     def payment_answered(self, status: int, replayed: bool, amount: int = 0) -> None:
         outcome = "replayed" if replayed else OUTCOME_BY_STATUS.get(status)
         if outcome is not None:
-            self.payments.labels(outcome).inc()
+            self._payments_by_outcome[outcome].inc()
         if outcome == "completed":
             self.amount.inc(amount)
 
@@ -150,22 +150,25 @@ class MeteredLocking:
     metrics: PaymentMetrics
     strategy: str
 
+    def __post_init__(self) -> None:
+        # labels() hashes and validates on every call; the strategy never changes.
+        self._wait = self.metrics.lock_wait.labels(self.strategy)
+        self._held = self.metrics.lock_held.labels(self.strategy)
+
     @contextlib.asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[Held]:
         started = time.perf_counter()
         try:
             async with self.inner.hold(name) as held:
                 acquired = time.perf_counter()
-                self.metrics.lock_wait.labels(self.strategy).observe(acquired - started)
+                self._wait.observe(acquired - started)
                 try:
                     yield held
                 except LockLostError:
                     self.metrics.lock_lease_lost.inc()
                     raise
                 finally:
-                    self.metrics.lock_held.labels(self.strategy).observe(
-                        time.perf_counter() - acquired
-                    )
+                    self._held.observe(time.perf_counter() - acquired)
         except LockTimeout:
             self.metrics.lock_timeouts.inc()
             raise
