@@ -1,4 +1,5 @@
-"""HTTP edge shared by the FastAPI services: the error body and the body-size limit.
+"""HTTP edge shared by the FastAPI services: the error body, the body-size limit, and the
+JSON body parsing of a route served without FastAPI's per-request work.
 
 Every error leaves as JSON `{"code": "UPPER_SNAKE", "message": "..."}` (validation errors add
 `errors`). Dependency trouble leaves as 503 DEPENDENCY_UNAVAILABLE with Retry-After.
@@ -6,18 +7,21 @@ Every error leaves as JSON `{"code": "UPPER_SNAKE", "message": "..."}` (validati
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.infra_errors import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class JsonResponse(Response):
@@ -47,6 +51,38 @@ def error_response(
 ) -> JsonResponse:
     return JsonResponse(
         {"code": code, "message": message, **extra}, status_code=status, headers=headers
+    )
+
+
+def parse_json_body(model: type[M], body: bytes, content_type: str | None) -> M:
+    """A request body as `model`, refused as FastAPI refuses it: a RequestValidationError
+    (422 VALIDATION_ERROR) for an empty body, a content type other than JSON (a missing one
+    too, as FastAPI's strict content type has it), malformed JSON or invalid fields, each
+    error's location starting with "body"."""
+    if not body:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
+        )
+    if not _is_json(content_type):
+        raise RequestValidationError([{
+            "type": "model_attributes_type", "loc": ("body",),
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+        }])  # fmt: skip
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
+def _is_json(content_type: str | None) -> bool:
+    """application/json or application/<anything>+json, parameters (charset) ignored."""
+    if not content_type:
+        return False
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
     )
 
 

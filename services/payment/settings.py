@@ -14,6 +14,8 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     payment_mysql_database: str = "mockpay_payment"
     payment_lock_strategy: Literal["redis", "pessimistic"] = "redis"
     payment_max_body_bytes: int = 64 * 1024
+    # POST /payments by a plain Starlette route (entrypoints/hot_path.py), not FastAPI's.
+    payment_lean_route: bool = True
 
     lock_wait_seconds: float = 5.0
     lock_lease_seconds: float | None = None  # None: the watchdog renews until release

@@ -116,9 +116,14 @@ BAD_PAYMENTS = [
 ]
 
 
+# POST /payments has two routes: the lean one (hot_path.py, the default) and FastAPI's.
+ROUTES = pytest.mark.parametrize("lean", [True, False], ids=["lean route", "fastapi route"])
+
+
+@ROUTES
 @pytest.mark.parametrize("change", [c for _, c in BAD_PAYMENTS], ids=[n for n, _ in BAD_PAYMENTS])
-async def test_malformed_payment_gets_422_and_changes_nothing(change):
-    async with running_payment_app() as app:
+async def test_malformed_payment_gets_422_and_changes_nothing(change, lean):
+    async with running_payment_app(payment_lean_route=lean) as app:
         user = await app.new_wallet(balance=10_000)
         body = {"order_id": f"o-{uuid.uuid4().hex}", "user_id": user, "amount": 1_000}
         body.update(change)
@@ -129,8 +134,69 @@ async def test_malformed_payment_gets_422_and_changes_nothing(change):
         assert await app.assert_ledger_consistent(user) == 10_000
 
 
-async def test_malformed_json_and_oversized_bodies_are_refused():
+GOOD = b'{"order_id": "O", "user_id": "U", "amount": 5}'
+JSON = {"content-type": "application/json"}
+BODIES = [
+    ("no content type", {}, GOOD, 422),
+    ("text/plain", {"content-type": "text/plain"}, GOOD, 422),
+    ("empty body", JSON, b"", 422),
+    ("a JSON array", JSON, b"[1]", 422),
+    ("an amount beyond any float", JSON, GOOD.replace(b"5}", b"1e400}"), 422),
+    ("json with a charset", {"content-type": "application/json; charset=utf-8"}, GOOD, 201),
+    ("a +json type", {"content-type": "application/merge-patch+json"}, GOOD, 201),
+]
+
+
+@ROUTES
+@pytest.mark.parametrize(
+    ("headers", "body", "status"), [c[1:] for c in BODIES], ids=[c[0] for c in BODIES]
+)
+async def test_both_routes_read_a_body_alike(lean, headers, body, status):
+    async with running_payment_app(payment_lean_route=lean) as app:
+        user = await app.new_wallet(balance=10_000)
+        order = f"o-{uuid.uuid4().hex}"
+        body = body.replace(b'"O"', f'"{order}"'.encode()).replace(b'"U"', f'"{user}"'.encode())
+        answer = await app.client.post("/payments", content=body, headers=headers)
+        assert answer.status_code == status, answer.text
+        if status == 422:
+            assert answer.json()["code"] == "VALIDATION_ERROR" and answer.json()["errors"]
+            assert all(error["loc"][0] == "body" for error in answer.json()["errors"])
+        assert await app.assert_ledger_consistent(user) == 10_000 - (5 if status == 201 else 0)
+
+
+async def test_a_body_that_is_not_utf8_is_a_422_on_the_lean_route():
+    """FastAPI's own route answers 400 HTTP_ERROR here; the contract says malformed JSON is 422."""
     async with running_payment_app() as app:
+        user = await app.new_wallet(balance=10_000)
+        answer = await app.client.post(
+            "/payments",
+            content=b'{"order_id": "\xff"}',
+            headers={"content-type": "application/json"},
+        )
+        assert (answer.status_code, answer.json()["code"]) == (422, "VALIDATION_ERROR")
+        assert await app.assert_ledger_consistent(user) == 10_000
+
+
+async def test_the_lean_route_is_documented_counted_and_keeps_the_other_methods():
+    async with running_payment_app() as app:
+        schema = (await app.client.get("/openapi.json")).json()
+        operation = schema["paths"]["/payments"]["post"]
+        assert operation["requestBody"]["content"]["application/json"]["schema"]
+        user = await app.new_wallet(balance=100)
+        paid = await app.pay(user, 10)
+        assert paid.status_code == 201
+        found = await app.client.get("/payments", params={"order_id": paid.json()["order_id"]})
+        assert found.json()["payment_id"] == paid.json()["payment_id"]
+        metrics = (await app.client.get("/metrics")).text
+        assert (
+            'http_server_requests_seconds_count{method="POST",outcome="SUCCESS",status="201",uri="/payments"}'
+            in metrics
+        )
+
+
+@ROUTES
+async def test_malformed_json_and_oversized_bodies_are_refused(lean):
+    async with running_payment_app(payment_lean_route=lean) as app:
         broken = await app.client.post(
             "/payments", content=b'{"order_id": ', headers={"content-type": "application/json"}
         )

@@ -20,7 +20,7 @@ from services.payment.entrypoints.deps import (
     ServiceDep,
 )
 from services.payment.entrypoints.errors import status_of
-from services.payment.entrypoints.idempotent import run_once
+from services.payment.entrypoints.idempotent import Idempotency, run_once
 from services.payment.entrypoints.schemas import (
     ChargeBody,
     ChargeRequest,
@@ -34,6 +34,7 @@ from services.payment.entrypoints.schemas import (
     wallet_body,
 )
 from services.payment.metrics import PaymentMetrics
+from services.payment.service_layer.handlers import PaymentService
 from shared import tracing
 from shared.contract import ID_MAX_LENGTH, ID_PATTERN
 from shared.fields import PathId
@@ -69,6 +70,14 @@ async def create_payment(
     request: PaymentRequest, service: ServiceDep, store: IdempotencyDep, metrics: MetricsDep
 ) -> JsonResponse:
     """Pay an order from a wallet, once per order_id."""
+    return await pay_order(request, service, store, metrics)
+
+
+async def pay_order(
+    request: PaymentRequest, service: PaymentService, store: Idempotency, metrics: PaymentMetrics
+) -> JsonResponse:
+    """POST /payments once parsed: by the route above, or by hot_path.py's, which serves it
+    by default."""
     tracing.bind(order_id=request.order_id, user_id=request.user_id)
     command = Pay(request.order_id, request.user_id, request.amount)
 
