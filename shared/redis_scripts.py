@@ -56,19 +56,11 @@ def _reply_error(message: str) -> redis.exceptions.RedisError:
 
 
 def pack(args: Sequence[Any]) -> bytes:
-    """One command in RESP, encoded as redis-py encodes arguments."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, int | float) and not isinstance(arg, bool):
-            data = repr(arg).encode()
-        else:
-            raise redis.exceptions.DataError(f"Invalid input of type: {type(arg).__name__!r}")
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+    """One command in RESP, encoded as redis-py encodes arguments (by hiredis, in C)."""
+    try:
+        return hiredis.pack_command(tuple(args))
+    except TypeError as exc:  # a bool, None, any other type: refused as redis-py refuses it
+        raise redis.exceptions.DataError(f"Invalid input in {args!r}: {exc}") from None
 
 
 class _Connection(asyncio.Protocol):
