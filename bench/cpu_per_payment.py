@@ -33,6 +33,7 @@ from services.payment.entrypoints.app import create_app
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.kafka import ensure_topics, topic_specs
+from shared.serve import tune_gc
 
 START_BALANCE = 10**12
 
@@ -114,6 +115,7 @@ async def main(args: argparse.Namespace) -> None:
     rows = []
     try:
         app = create_app(settings)
+        tune_gc(settings.gc_gen0_threshold)  # as shared.serve does for the real service
         async with app.router.lifespan_context(app):
             service = app.state.components.service
             for n in range(args.wallets):
