@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from services.payment.entrypoints.deps import idempotency_store, payment_metrics, payment_service
 from services.payment.entrypoints.routes import pay_order
@@ -40,4 +41,15 @@ def payment_route(require_key: Callable[[Request], Awaitable[None]]) -> Route:
             await payment_metrics(request),
         )
 
-    return Route("/payments", create_payment, methods=["POST"], name="create_payment_lean")
+    return _NamedRoute("/payments", create_payment, methods=["POST"], name="create_payment_lean")
+
+
+class _NamedRoute(Route):
+    """Puts itself in the scope as FastAPI's routes do: the metrics read its template there
+    instead of matching every route again."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
