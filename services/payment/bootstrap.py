@@ -20,6 +20,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from services.payment.adapters.balances import BalanceCache
 from services.payment.adapters.bank import GatewayBank
 from services.payment.adapters.outbox import OutboxQueue
 from services.payment.adapters.uow import MySqlUnitOfWork
@@ -107,8 +108,12 @@ async def open_store(
         )
     )
 
+    balances = BalanceCache(settings.wallet_cache_size) if settings.wallet_cache_size else None
+    if balances is not None and metrics is not None:
+        metrics.watch_balances(balances)
+
     def unit_of_work(token: int | None, row_locks: bool) -> MySqlUnitOfWork:
-        return MySqlUnitOfWork(pool, token, row_locks, multi_statements=True)
+        return MySqlUnitOfWork(pool, token, row_locks, multi_statements=True, balances=balances)
 
     locking = build_locking(settings, locks, metrics.lock_fallbacks.inc if metrics else None)
     return Store(

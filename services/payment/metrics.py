@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.payment.adapters.balances import BalanceCache
 from services.payment.relay import OutboxRelay
 from services.payment.service_layer.locking import Held, Locking
 from shared.clock import utcnow
@@ -127,6 +128,9 @@ class PaymentMetrics:
     def watch_relay(self, relay: OutboxRelay) -> None:
         self.registry.register(RelayCollector(relay))
 
+    def watch_balances(self, balances: BalanceCache) -> None:
+        self.registry.register(BalanceCacheCollector(balances))
+
     async def refresh_backlog(self, pool: aiomysql.Pool) -> None:
         """Outbox backlog and pending charges, two indexed queries."""
         async with pool.acquire() as conn, conn.cursor() as cur:
@@ -182,3 +186,19 @@ class RelayCollector(Collector):
         yield CounterMetricFamily(
             "mockpay_outbox_published", "Events the relay published", value=self.relay.published
         )
+
+
+class BalanceCacheCollector(Collector):
+    def __init__(self, balances: BalanceCache) -> None:
+        self.balances = balances
+
+    def collect(self) -> Iterator[Metric]:
+        reads = CounterMetricFamily(
+            "mockpay_wallet_reads",
+            "Wallet balances a locked use case needed, by where they came from: this "
+            "process's last hold of the lock (cache) or the database",
+            labels=["source"],
+        )
+        reads.add_metric(["cache"], self.balances.hits)
+        reads.add_metric(["database"], self.balances.misses)
+        yield reads

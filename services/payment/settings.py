@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from shared.auth import ApiKeySettings
 from shared.settings import ServiceSettings
@@ -24,6 +24,9 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     # database: when the lock service cannot be reached, wallets are locked by their row
     # (SELECT ... FOR UPDATE) and the fallback is counted; none: such requests get 503.
     lock_fallback: Literal["database", "none"] = "database"
+    # Wallets whose last balance this process keeps for its next hold of their lock
+    # (adapters/balances.py); 0: read every balance from the database.
+    wallet_cache_size: int = Field(50_000, ge=0)
     lock_conflict_retries: int = 3  # attempts of a payment whose wallet changed under it
     # LOCK_REDIS_NODES=3: locks on three independent Redis servers (a majority holds them),
     # LOCK_REDIS_BASE_PORT and the two ports above it; 1: locks on REDIS_URL as always.

@@ -37,7 +37,7 @@ class FakeWallets(WalletRepository):
     def __init__(self, staged: dict[str, Wallet]) -> None:
         self.staged = staged
 
-    async def get(self, user_id: str) -> Wallet | None:
+    async def get(self, user_id: str, covering: int = 0) -> Wallet | None:
         return self.staged.get(user_id)
 
     async def add(self, user_id: str, now: datetime) -> bool:

@@ -134,8 +134,8 @@ class StaleWallets:
         self.inner = inner
         self.conflicts = conflicts
 
-    async def get(self, user_id: str) -> Wallet | None:
-        return await self.inner.get(user_id)
+    async def get(self, user_id: str, covering: int = 0) -> Wallet | None:
+        return await self.inner.get(user_id, covering)
 
     async def update_balance(self, old: Wallet, new: Wallet, now: datetime) -> None:
         if self.conflicts[0] > 0:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from aiomysql import Cursor
 
+from services.payment.adapters.balances import BalanceCache
 from services.payment.adapters.writes import Writes
 from services.payment.domain.errors import ConcurrentUpdate, OrderTaken
 from services.payment.domain.model import (
@@ -27,7 +28,8 @@ from services.payment.domain.model import (
 
 class WalletRepository(abc.ABC):
     @abc.abstractmethod
-    async def get(self, user_id: str) -> Wallet | None: ...
+    async def get(self, user_id: str, covering: int = 0) -> Wallet | None:
+        """The wallet; a debit of `covering` asks for a balance it may refuse on (402)."""
 
     @abc.abstractmethod
     async def add(self, user_id: str, now: datetime) -> bool:
@@ -98,20 +100,54 @@ class MySqlWallets(WalletRepository):
     """Balance writes are queued on `writes` and sent with the unit of work's commit."""
 
     def __init__(
-        self, cur: Cursor, writes: Writes, fence_token: int | None, row_locks: bool
+        self,
+        cur: Cursor,
+        writes: Writes,
+        fence_token: int | None,
+        row_locks: bool,
+        balances: BalanceCache | None = None,
     ) -> None:
+        """With `balances` and a fencing token, a balance this process saw under the lock's
+        previous token is reused instead of read (balances.py says why that is safe)."""
         self.cur = cur
         self.writes = writes
         self.fence_token = fence_token
         self.row_locks = row_locks
+        self.balances = balances if fence_token is not None and not row_locks else None
+        self.written: dict[str, int] = {}  # balances queued for the commit
 
-    async def get(self, user_id: str) -> Wallet | None:
+    async def get(self, user_id: str, covering: int = 0) -> Wallet | None:
+        if self.balances is not None:
+            assert self.fence_token is not None
+            balance = self.balances.get(user_id, self.fence_token, covering)
+            if balance is not None:
+                return Wallet(user_id, balance)
         lock = " FOR UPDATE" if self.row_locks else ""
         await self.cur.execute(
             f"SELECT user_id, balance FROM wallets WHERE user_id = %s{lock}", (user_id,)
         )
         row = await self.cur.fetchone()
-        return Wallet(row[0], row[1]) if row else None
+        if row is None:
+            return None
+        if self.balances is not None:
+            assert self.fence_token is not None
+            self.balances.put(user_id, row[1], self.fence_token)  # read under the lock
+        return Wallet(row[0], row[1])
+
+    def committed(self) -> None:
+        """The balances written are the wallets' now."""
+        if self.balances is not None:
+            assert self.fence_token is not None
+            for user_id, balance in self.written.items():
+                self.balances.put(user_id, balance, self.fence_token)
+        self.written.clear()
+
+    def not_committed(self) -> None:
+        """A write that failed may have started from a stale balance: read it next time."""
+        if self.balances is not None:
+            for user_id in self.written:
+                self.balances.forget(user_id)
+        self.written.clear()
 
     async def add(self, user_id: str, now: datetime) -> bool:
         await self.cur.execute(
@@ -122,6 +158,7 @@ class MySqlWallets(WalletRepository):
         return self.cur.rowcount == 1
 
     async def update_balance(self, old: Wallet, new: Wallet, now: datetime) -> None:
+        self.written[old.user_id] = new.balance
         if self.fence_token is None:
             self.writes.add(
                 "UPDATE wallets SET balance = %s, updated_at = %s"

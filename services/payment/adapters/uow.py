@@ -7,6 +7,7 @@ from types import TracebackType
 
 import aiomysql
 
+from services.payment.adapters.balances import BalanceCache
 from services.payment.adapters.outbox import MySqlOutbox, OutboxRepository
 from services.payment.adapters.repository import (
     ChargeRepository,
@@ -61,9 +62,11 @@ class MySqlUnitOfWork(UnitOfWork):
         fence_token: int | None,
         row_locks: bool,
         multi_statements: bool = False,
+        balances: BalanceCache | None = None,
     ) -> None:
         self.pool = pool
         self.multi_statements = multi_statements
+        self.balances = balances
         self.fence_token = fence_token
         self.row_locks = row_locks
         self._conn: aiomysql.Connection | None = None
@@ -74,7 +77,10 @@ class MySqlUnitOfWork(UnitOfWork):
         # autocommit is off: the transaction begins with the first statement, no BEGIN trip.
         cur = await self._conn.cursor()
         self.writes = Writes(cur, together=self.multi_statements)
-        self.wallets = MySqlWallets(cur, self.writes, self.fence_token, self.row_locks)
+        self._wallets = MySqlWallets(
+            cur, self.writes, self.fence_token, self.row_locks, self.balances
+        )
+        self.wallets = self._wallets
         self.payments = MySqlPayments(cur, self.writes)
         self.ledger = MySqlLedger(cur, self.writes)
         self.charges = MySqlCharges(cur)
@@ -102,8 +108,13 @@ class MySqlUnitOfWork(UnitOfWork):
 
     async def commit(self) -> None:
         assert self._conn is not None
-        await self.writes.flush(commit=True)
+        try:
+            await self.writes.flush(commit=True)
+        except BaseException:
+            self._wallets.not_committed()
+            raise
         self._done = True
+        self._wallets.committed()
 
     async def rollback(self) -> None:
         if self._conn is not None and not self._done:

@@ -64,8 +64,9 @@ class UseCases:
         return await work()
 
     @staticmethod
-    async def wallet(uow: UnitOfWork, user_id: str) -> Wallet:
-        wallet = await uow.wallets.get(user_id)
+    async def wallet(uow: UnitOfWork, user_id: str, covering: int = 0) -> Wallet:
+        """The wallet; `covering`: the amount a debit will be refused on if it is short."""
+        wallet = await uow.wallets.get(user_id, covering)
         if wallet is None:
             raise WalletNotFound(user_id)
         return wallet

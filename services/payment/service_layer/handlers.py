@@ -133,7 +133,7 @@ class PaymentService(UseCases):
 
     async def _debit_new(self, cmd: Pay) -> PaymentResult:
         async with self.locked_transaction(f"wallet:{cmd.user_id}") as uow:
-            wallet = await self.wallet(uow, cmd.user_id)
+            wallet = await self.wallet(uow, cmd.user_id, covering=cmd.amount)
             debited = wallet.debited(cmd.amount)
             now = self.clock()
             payment = Payment(
@@ -242,7 +242,9 @@ class PaymentService(UseCases):
     async def _apply_batch(self, jobs: list[Job], held: Held) -> list[Answer | Exception]:
         user_id = jobs[0].user_id
         async with self.uow_factory(held.token, held.row_locks) as uow:
-            batch = WalletBatch(await self.wallet(uow, user_id), self.clock(), _new_id)
+            debits = sum(job.amount for job in jobs if isinstance(job, Pay))
+            wallet = await self.wallet(uow, user_id, covering=debits)
+            batch = WalletBatch(wallet, self.clock(), _new_id)
             batch.known_orders = await uow.payments.by_order_ids(
                 [job.order_id for job in jobs if isinstance(job, Pay)]
             )
