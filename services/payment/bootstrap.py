@@ -41,6 +41,7 @@ from shared import db
 from shared.idempotency import IdempotencyStore
 from shared.kafka import event_topics
 from shared.lock import LockService
+from shared.lock.counters import LockCounters
 from shared.lock.takeover import Takeover
 from shared.redis_client import (
     create_redis,
@@ -105,6 +106,7 @@ async def open_store(
                 settings.lock_takeover_check_seconds,
                 metrics.lock_takeovers.inc if metrics is not None else _no_count,
             ),
+            counters=lock_counters(metrics),
         )
     )
 
@@ -123,6 +125,12 @@ async def open_store(
 
 def _no_count() -> None:
     return None
+
+
+def lock_counters(metrics: PaymentMetrics | None) -> LockCounters:
+    if metrics is None:
+        return LockCounters()
+    return LockCounters(subscription_timeout=metrics.lock_subscription_timeouts.inc)
 
 
 async def open_session(

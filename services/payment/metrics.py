@@ -87,6 +87,12 @@ class PaymentMetrics:
             "its own process had forgotten",
             registry=registry,
         )
+        self.lock_subscription_timeouts = Counter(
+            "mockpay_lock_subscription_timeouts",
+            "Lock waiters whose wake-up subscription was not confirmed within their pause "
+            "(a lock node down or just back): they polled the lock instead",
+            registry=registry,
+        )
         self.idempotency_takeovers = Counter(
             "mockpay_idempotency_takeovers",
             "Running requests of a process whose session was over, run again by a repeat",

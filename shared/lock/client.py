@@ -35,11 +35,12 @@ from redis.asyncio import Redis
 from shared.background import Deferred, set_within
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import scripts
+from shared.lock.counters import LockCounters
 from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
 from shared.lock.local_queue import LocalQueue, Turn
 from shared.lock.pubsub import LockSubscriptions, Subscription
 from shared.lock.quorum import FirstLiveSubscriptions, QuorumScripts
-from shared.lock.takeover import Takeover, instance_of
+from shared.lock.takeover import Takeover, Verdict, instance_of
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,11 @@ class LockService:
         node_timeout: float = 0.5,
         drift_factor: float = 0.01,
         takeover: Takeover | None = None,
+        counters: LockCounters | None = None,
     ) -> None:
         self.watchdog_timeout = watchdog_timeout
         self.takeover = takeover
+        self.counters = counters or LockCounters()
         self.prefix = prefix
         self.local_queue = local_queue
         nodes = [redis] if isinstance(redis, Redis) else list(redis)
@@ -174,6 +177,7 @@ class LockService:
             watchdog_timeout=self.watchdog_timeout,
             prefix=self.prefix,
             takeover=self.takeover,
+            counters=self.counters,
         )
 
     @contextlib.asynccontextmanager
@@ -202,7 +206,8 @@ class LockService:
     async def _queued(
         self, lock: "RedisLock", wait_time: float | None, lease_time: float | None
     ) -> AsyncIterator[Lease]:
-        deadline = None if wait_time is None else time.monotonic() + wait_time
+        entered = time.monotonic()  # waiting in the local queue is waiting for the lock
+        deadline = None if wait_time is None else entered + wait_time
 
         async def leave(lease: Lease | None) -> None:
             handed = None
@@ -222,7 +227,7 @@ class LockService:
         try:
             if lease is None:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                lease = await lock.try_lock(remaining, lease_time)
+                lease = await lock.try_lock(remaining, lease_time, waiting_since=entered)
                 if lease is None:
                     raise LockTimeout(f"lock {lock.name!r} not acquired within {wait_time}s")
             yield lease
@@ -265,9 +270,11 @@ class RedisLock:
         watchdog_timeout: float,
         prefix: str,
         takeover: Takeover | None = None,
+        counters: LockCounters | None = None,
     ) -> None:
         self.name = name
         self.takeover = takeover
+        self.counters = counters or LockCounters()
         self.scripts = scripts
         self.owners = owners
         self.subscriptions = subscriptions
@@ -282,44 +289,51 @@ class RedisLock:
         return self.leases.get((self.key, owner)) if owner else None
 
     async def try_lock(
-        self, wait_time: float | None = None, lease_time: float | None = None
+        self,
+        wait_time: float | None = None,
+        lease_time: float | None = None,
+        *,
+        waiting_since: float | None = None,
     ) -> Lease | None:
         """Acquire within `wait_time` seconds (None: wait as long as it takes).
 
         With `lease_time` the lock expires after it unless released; without, the watchdog
         keeps it alive until `unlock()`. Returns the lease, or None when the wait ran out.
-        With a takeover, a holder found without a session is replaced (takeover.py).
+        With a takeover, a holder found without a session is replaced (takeover.py): its
+        first check is due `check_after` seconds after `waiting_since` (when the caller
+        began waiting, in a local queue say; default now), then every `check_after`.
         """
         owner = self.owners.of_current_task()
         lease_ms = int((lease_time or self.watchdog_timeout) * 1000)
-        deadline = None if wait_time is None else time.monotonic() + wait_time
-        check_at = time.monotonic() + (self.takeover.check_after if self.takeover else 0)
+        began = time.monotonic()
+        deadline = None if wait_time is None else began + wait_time
+        check_after = self.takeover.check_after if self.takeover else 0.0
+        check_at = (began if waiting_since is None else waiting_since) + check_after
+        verdict = Verdict("", f"not checked: waited less than {check_after}s")
         forgotten: set[str] = set()  # holders of this process that hold no lease in it
         subscription = self.subscriptions.join_confirmed(self.channel)
         try:
             started = time.monotonic()
             attempt = await self._attempt(owner, lease_ms)
-            if not attempt.acquired and subscription is None:
-                subscription = await self._subscribe(deadline)
-                if subscription is None:
-                    return None
-                started = time.monotonic()
-                attempt = await self._attempt(owner, lease_ms)
             while not attempt.acquired:
-                assert subscription is not None
                 now = time.monotonic()
                 remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
+                    self._gave_up(wait_time, attempt.holder, verdict, subscription is not None)
                     return None
                 ttl = attempt.value / 1000 if attempt.value >= 0 else self.watchdog_timeout
                 pause = ttl if remaining is None else min(ttl, remaining)
                 if self.takeover is not None:
                     pause = min(pause, max(0.0, check_at - now))
-                await subscription.signal.wait(pause)
+                if subscription is not None:
+                    await subscription.signal.wait(pause)
+                elif pause > 0:  # subscribed, it tries again at once: no release is missed
+                    subscription = await self._subscribe(now + pause)
                 dead = ""
                 if self.takeover is not None and time.monotonic() >= check_at:
-                    check_at = time.monotonic() + self.takeover.check_after
-                    dead = await self._dead_holder(attempt.holder, forgotten)
+                    check_at = time.monotonic() + check_after
+                    verdict = await self._dead_holder(attempt.holder, forgotten)
+                    dead = verdict.dead
                 started = time.monotonic()
                 attempt = await self._attempt(owner, lease_ms, dead)
         finally:
@@ -329,28 +343,42 @@ class RedisLock:
             self.takeover.on_takeover()
         return self._held(owner, attempt.value, lease_ms, lease_time, started)
 
-    async def _dead_holder(self, holder: str, forgotten: set[str]) -> str:
+    def _gave_up(
+        self, wait_time: float | None, holder: str, verdict: Verdict, subscribed: bool
+    ) -> None:
+        """Say who held the lock and why it was not taken over (when it can be)."""
+        if self.takeover is None:
+            return
+        log.warning("lock %r: not acquired within %ss; held by %s; last check: %s%s",
+                    self.name, wait_time, holder or "?", verdict.why,
+                    "" if subscribed else "; no wake-up subscription")  # fmt: skip
+
+    async def _dead_holder(self, holder: str, forgotten: set[str]) -> Verdict:
         """Who may be taken over: an instance without a session, or an owner of this very
         process that holds no lease here, seen so twice a check apart (an acquisition in
         flight is registered long before that). Such a hold is left on a lock node that
         missed its release while it was down, and came back with it from its data."""
         assert self.takeover is not None
         if instance_of(holder) != self.owners.instance_id:
-            return await self.takeover.dead_holder(self.name, holder)
+            return await self.takeover.judge(self.name, holder)
         if (self.key, holder) in self.leases:
-            return ""
+            return Verdict("", f"{holder}: a lease of this process")
         if holder not in forgotten:
             forgotten.add(holder)
-            return ""
+            return Verdict("", f"{holder}: of this process, no lease here, seen once")
         log.warning("lock %r: held by %s of this process, which holds no lease: taking it over",
                     self.name, holder)  # fmt: skip
-        return holder
+        return Verdict(holder, f"{holder}: of this process, no lease here")
 
-    async def _subscribe(self, deadline: float | None) -> Subscription | None:
-        remaining = None if deadline is None else deadline - time.monotonic()
+    async def _subscribe(self, until: float) -> Subscription | None:
+        """The channel's subscription, None if not confirmed by `until` (a node that died
+        under it, say): the waiter then polls, and tries to subscribe again next time."""
         try:
-            return await asyncio.wait_for(self.subscriptions.join(self.channel), remaining)
+            return await asyncio.wait_for(
+                self.subscriptions.join(self.channel), until - time.monotonic()
+            )
         except TimeoutError:
+            self.counters.subscription_timeout()
             return None
 
     async def _attempt(self, owner: str, lease_ms: int, dead: str = "") -> "Attempt":

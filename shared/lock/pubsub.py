@@ -106,7 +106,11 @@ class LockSubscriptions:
             try:
                 async with self._commands:
                     self._awaiting_confirm.setdefault(channel, deque()).append(entry)
-                    await self._pubsub.subscribe(channel)
+                    try:
+                        await self._pubsub.subscribe(channel)
+                    except BaseException:
+                        self._not_awaiting(entry)
+                        raise
                     self._ensure_reader()
             except BaseException:
                 await self.leave(entry)
@@ -119,6 +123,19 @@ class LockSubscriptions:
             await self.leave(entry)
             raise
         return entry
+
+    def _not_awaiting(self, entry: Subscription) -> None:
+        """A SUBSCRIBE that failed is never confirmed (redis-py resubscribes after a reconnect
+        only the channels whose SUBSCRIBE went through): left waiting in line, its entry
+        would take the confirmation of the channel's next SUBSCRIBE, and every later join of
+        that channel would wait for one that never comes."""
+        queue = self._awaiting_confirm.get(entry.channel)
+        if queue is None:
+            return
+        with contextlib.suppress(ValueError):
+            queue.remove(entry)
+        if not queue:
+            del self._awaiting_confirm[entry.channel]
 
     async def leave(self, entry: Subscription) -> None:
         entry.refs -= 1

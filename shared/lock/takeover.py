@@ -37,23 +37,34 @@ def instance_of(owner: str) -> str:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What a check of the holder found: `dead` is what the next acquire may take over
+    ("" for nothing), `why` says what was seen, for the line logged when a wait runs out."""
+
+    dead: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Takeover:
     liveness: Liveness
     check_after: float = 1.0
     on_takeover: Callable[[], None] = field(default=_no_count)
 
-    async def dead_holder(self, lock_name: str, holder: str) -> str:
-        """The holder's instance id if its session is over; "" if it lives or nobody knows."""
+    async def judge(self, lock_name: str, holder: str) -> Verdict:
+        """The holder's instance id to take over if its session is over; else why not."""
         instance = instance_of(holder)
-        if not instance or instance == self.liveness.instance_id:
-            return ""
+        if not instance:
+            return Verdict("", "no holder named by the lock nodes")
+        if instance == self.liveness.instance_id:
+            return Verdict("", f"{holder} is of this process")
         try:
             alive = await self.liveness.is_alive(instance)
         except DEPENDENCY_ERRORS as exc:
             log.warning("lock %r: holder's liveness unknown (%r); waiting for its lease",
                         lock_name, exc)  # fmt: skip
-            return ""
+            return Verdict("", f"{holder}: liveness unknown ({exc!r})")
         if alive:
-            return ""
+            return Verdict("", f"{holder}: its session lives")
         log.warning("lock %r: holder %s has no session; taking the lock over", lock_name, instance)
-        return instance
+        return Verdict(instance, f"{holder}: no session")
