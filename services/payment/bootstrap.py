@@ -107,6 +107,7 @@ async def open_store(
                 metrics.lock_takeovers.inc if metrics is not None else _no_count,
             ),
             counters=lock_counters(metrics),
+            release_retry=settings.lock_release_retry_seconds,
         )
     )
 
@@ -130,7 +131,10 @@ def _no_count() -> None:
 def lock_counters(metrics: PaymentMetrics | None) -> LockCounters:
     if metrics is None:
         return LockCounters()
-    return LockCounters(subscription_timeout=metrics.lock_subscription_timeouts.inc)
+    return LockCounters(
+        subscription_timeout=metrics.lock_subscription_timeouts.inc,
+        release_missed=metrics.lock_releases_missed.inc,
+    )
 
 
 async def open_session(

@@ -93,6 +93,12 @@ class PaymentMetrics:
             "(a lock node down or just back): they polled the lock instead",
             registry=registry,
         )
+        self.lock_releases_missed = Counter(
+            "mockpay_lock_releases_missed",
+            "Last releases of a wallet lock hold that a lock node missed, run again on it "
+            "until it answered or the hold's lease ran out",
+            registry=registry,
+        )
         self.idempotency_takeovers = Counter(
             "mockpay_idempotency_takeovers",
             "Running requests of a process whose session was over, run again by a repeat",

@@ -41,6 +41,9 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     # A waiter that has waited this long asks whether the holder's process still has its
     # session, and again as often while it waits; a holder without one is taken over.
     lock_takeover_check_seconds: float = 1.0
+    # A hold's last release that missed a lock node (down, too slow) is run again on that
+    # node this often until it answers or the hold's lease has run out (shared/lock/janitor.py).
+    lock_release_retry_seconds: float = 1.0
     # Each payment process's session (shared/session.py): a key refreshed every third of
     # this; a process paused or cut off longer is taken over, a killed one at once.
     payment_instance_ttl_seconds: float = 2.0

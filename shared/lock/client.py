@@ -19,6 +19,8 @@
 - Given a session (`takeover=Takeover(session)`), owner ids carry the process's instance id
   and a waiter takes over the lock of a holder whose process is gone (`takeover.py`)
   instead of waiting for its lease.
+- Each hold has an owner id of its own; a last release that misses a node is run there
+  again by the janitor until the node answers (`janitor.py`).
 """
 
 import asyncio
@@ -27,8 +29,9 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -37,6 +40,7 @@ from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import scripts
 from shared.lock.counters import LockCounters
 from shared.lock.errors import LockLostError, LockNotOwnedError, LockTimeout
+from shared.lock.janitor import Drop, Janitor
 from shared.lock.local_queue import LocalQueue, Turn
 from shared.lock.pubsub import LockSubscriptions, Subscription
 from shared.lock.quorum import FirstLiveSubscriptions, QuorumScripts
@@ -88,7 +92,24 @@ class LockScripts:
         self.release = redis.register_script(scripts.RELEASE)
         self.renew = redis.register_script(scripts.RENEW)
         self.force_release = redis.register_script(scripts.FORCE_RELEASE)
-        self.hand_over = redis.register_script(scripts.HAND_OVER)
+        self._hand_over = redis.register_script(scripts.HAND_OVER)
+        self._drop = redis.register_script(scripts.DROP)
+
+    async def hand_over(
+        self, keys: list[str], args: list[Any], missed: Callable[[int], None] | None = None
+    ) -> int:
+        return int(await self._hand_over(keys=keys, args=args))
+
+    async def finish(self, keys: list[str], args: list[Any], missed: Callable[[int], None]) -> int:
+        """A hold's last release: 1 released, -1 not the owner; `missed(0)` if it failed."""
+        try:
+            return int(await self._drop(keys=keys, args=args))
+        except DEPENDENCY_ERRORS:
+            missed(0)
+            raise
+
+    async def drop(self, node: int, drop: Drop) -> None:
+        await self._drop(keys=[drop.key, drop.channel], args=[drop.owner])
 
     async def exists(self, key: str) -> bool:
         return bool(await self.redis.exists(key))
@@ -106,27 +127,35 @@ Subscriptions = LockSubscriptions | FirstLiveSubscriptions
 
 
 class TaskOwners:
-    """A unique owner id per asyncio task, the same on every call from that task:
-    `<instance id>:<task id>`, the instance id being the process's session's."""
+    """Owner ids `<instance id>:<hold id>`, the instance id being the process's session's:
+    a new one for every hold a task takes, the same for its re-entries. No task uses a
+    hold's id after its release, so what is left of a hold on a node that missed the
+    release can be dropped without touching any later hold (janitor.py)."""
 
     def __init__(self, instance_id: str | None = None) -> None:
         self.instance_id = instance_id or uuid.uuid4().hex
-        self._ids: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
+        self._held: weakref.WeakKeyDictionary[asyncio.Task, dict[str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def current(self) -> str | None:
-        """The current task's id, None if it never asked for one."""
-        task = asyncio.current_task()
-        return self._ids.get(task) if task is not None else None
+    def new(self) -> str:
+        return f"{self.instance_id}:{uuid.uuid4().hex}"
 
-    def of_current_task(self) -> str:
+    def bind(self, key: str, owner: str) -> None:
+        """The current task holds `key` as `owner` (its re-entries use that id)."""
+        self._held.setdefault(_current_task(), {})[key] = owner
+
+    def bound(self, key: str) -> str | None:
+        """The owner id of the current task's last hold of `key`, None if it took none."""
         task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("locks are held by asyncio tasks; call from inside one")
-        owner = self._ids.get(task)
-        if owner is None:
-            owner = f"{self.instance_id}:{uuid.uuid4().hex}"
-            self._ids[task] = owner
-        return owner
+        return self._held.get(task, {}).get(key) if task is not None else None
+
+
+def _current_task() -> asyncio.Task:
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("locks are held by asyncio tasks; call from inside one")
+    return task
 
 
 Leases = dict[tuple[str, str], Lease]  # (lock key, owner) -> the lease that owner holds
@@ -146,6 +175,7 @@ class LockService:
         drift_factor: float = 0.01,
         takeover: Takeover | None = None,
         counters: LockCounters | None = None,
+        release_retry: float = 1.0,
     ) -> None:
         self.watchdog_timeout = watchdog_timeout
         self.takeover = takeover
@@ -166,6 +196,7 @@ class LockService:
         self.owners = TaskOwners(takeover.liveness.instance_id if takeover else None)
         self.leases: Leases = {}
         self._queue: LocalQueue[Lease] = LocalQueue()
+        self.janitor = Janitor(self.scripts.drop, release_retry, self.counters.release_missed)
 
     def lock(self, name: str) -> "RedisLock":
         return RedisLock(
@@ -178,6 +209,7 @@ class LockService:
             prefix=self.prefix,
             takeover=self.takeover,
             counters=self.counters,
+            janitor=self.janitor,
         )
 
     @contextlib.asynccontextmanager
@@ -219,13 +251,13 @@ class LockService:
                 self._queue.leave(lock.name, handed)
 
         try:
-            lease = await self._queue.enter(
-                lock.name, self.owners.of_current_task(), wait_time, leave
-            )
+            lease = await self._queue.enter(lock.name, self.owners.new(), wait_time, leave)
         except TimeoutError:
             raise LockTimeout(f"lock {lock.name!r} not acquired within {wait_time}s") from None
         try:
-            if lease is None:
+            if lease is not None:
+                self.owners.bind(lock.key, lease.owner)
+            else:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 lease = await lock.try_lock(remaining, lease_time, waiting_since=entered)
                 if lease is None:
@@ -235,6 +267,7 @@ class LockService:
             await _finish(leave(lease))
 
     async def close(self) -> None:
+        await self.janitor.close()
         await self.subscriptions.close()
         await self.scripts.close()
 
@@ -271,10 +304,12 @@ class RedisLock:
         prefix: str,
         takeover: Takeover | None = None,
         counters: LockCounters | None = None,
+        janitor: Janitor | None = None,
     ) -> None:
         self.name = name
         self.takeover = takeover
         self.counters = counters or LockCounters()
+        self.janitor = janitor
         self.scripts = scripts
         self.owners = owners
         self.subscriptions = subscriptions
@@ -285,7 +320,7 @@ class RedisLock:
         self.channel = f"{self.key}:channel"
 
     def held_by_current_task(self) -> Lease | None:
-        owner = self.owners.current()
+        owner = self.owners.bound(self.key)
         return self.leases.get((self.key, owner)) if owner else None
 
     async def try_lock(
@@ -303,7 +338,8 @@ class RedisLock:
         first check is due `check_after` seconds after `waiting_since` (when the caller
         began waiting, in a local queue say; default now), then every `check_after`.
         """
-        owner = self.owners.of_current_task()
+        held = self.held_by_current_task()
+        owner = held.owner if held is not None else self.owners.new()
         lease_ms = int((lease_time or self.watchdog_timeout) * 1000)
         began = time.monotonic()
         deadline = None if wait_time is None else began + wait_time
@@ -341,6 +377,7 @@ class RedisLock:
                 await self.subscriptions.leave(subscription)
         if attempt.taken_over and self.takeover is not None:
             self.takeover.on_takeover()
+        self.owners.bind(self.key, owner)
         return self._held(owner, attempt.value, lease_ms, lease_time, started)
 
     def _gave_up(
@@ -463,15 +500,32 @@ class RedisLock:
         self._forget(lease)
         if successor is not None:
             started = time.monotonic()
-            token = await self.scripts.hand_over(
-                keys=[self.key, self.fence_key],
-                args=[lease.lease_ms, lease.owner, successor.owner, FENCE_COUNTER_TTL_MS],
-            )
+            try:
+                token = await self.scripts.hand_over(
+                    keys=[self.key, self.fence_key],
+                    args=[lease.lease_ms, lease.owner, successor.owner, FENCE_COUNTER_TTL_MS],
+                    missed=self._missed(lease),
+                )
+            except DEPENDENCY_ERRORS:
+                token = 0  # the release below finds out, and leaves it to the janitor
             if token:
                 return self._held(successor.owner, int(token), lease.lease_ms, lease_time, started)
-        if await self._release(lease) == -1:
+        if await self._finish(lease) == -1:
             log.warning("lock %r was already lost when its holder released it", self.name)
         return None
+
+    async def _finish(self, lease: Lease) -> int:
+        """The hold's last release; nodes that miss it are left to the janitor."""
+        return await self.scripts.finish(
+            keys=[self.key, self.channel], args=[lease.owner], missed=self._missed(lease)
+        )
+
+    def _missed(self, lease: Lease) -> Callable[[int], None]:
+        def owe(node: int) -> None:
+            if self.janitor is not None:
+                self.janitor.owe(node, Drop(self.key, self.channel, lease.owner), lease.lease_ms)
+
+        return owe
 
     async def _release(self, lease: Lease) -> int:
         return int(
@@ -482,15 +536,16 @@ class RedisLock:
 
     async def unlock(self) -> None:
         """Release one hold; raises LockNotOwnedError, touching nothing, if not ours."""
-        owner = self.owners.of_current_task()
-        lease = self.leases.get((self.key, owner))
+        lease = self.held_by_current_task()
         if lease is None:
-            lease = Lease(self.name, owner, 0, int(self.watchdog_timeout * 1000))
-        elif lease.holds == 1:
-            self._forget(lease)
-        else:
+            raise LockNotOwnedError(f"lock {self.name!r} is not held by this task")
+        if lease.holds > 1:
             lease.holds -= 1
-        if await self._release(lease) == -1:
+            released = await self._release(lease)
+        else:
+            self._forget(lease)
+            released = await self._finish(lease)
+        if released == -1:
             raise LockNotOwnedError(f"lock {self.name!r} is not held by this task")
 
     def _forget(self, lease: Lease) -> None:

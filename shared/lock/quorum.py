@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import scripts
+from shared.lock.janitor import Drop
 from shared.lock.pubsub import LockSubscriptions, Subscription
 
 RAISE_FENCE = """
@@ -124,6 +125,7 @@ class QuorumScripts:
         self._renew = _Script(nodes, scripts.RENEW)
         self._force_release = _Script(nodes, scripts.FORCE_RELEASE)
         self._hand_over = _Script(nodes, scripts.HAND_OVER)
+        self._drop = _Script(nodes, scripts.DROP)
         self._raise_fence = _Script(nodes, RAISE_FENCE)
         self._exists = _Script(nodes, "return redis.call('exists', KEYS[1])")
         self._settling: set[asyncio.Task[None]] = set()  # late answers being waited for
@@ -195,7 +197,11 @@ class QuorumScripts:
             await asyncio.sleep(random.uniform(0, SPLIT_BACKOFF_SECONDS))
         return [0, min(ttls) if ttls else 0, holders[0] if holders else b""]
 
-    async def hand_over(self, keys: list[str], args: list[Any]) -> int:
+    async def hand_over(
+        self, keys: list[str], args: list[Any], missed: Callable[[int], None] | None = None
+    ) -> int:
+        """The successor's token, 0 if not handed; `missed(node)` for each node that may
+        keep the previous owner's hold although the hand-over succeeded."""
         lease_ms, next_owner, fence_ttl = int(args[0]), args[2], args[3]
         started = time.monotonic()
         answers, late = await self._hand_over.run(keys, args, self.node_timeout)
@@ -203,7 +209,10 @@ class QuorumScripts:
         if len(tokens) >= self.quorum and await self._fenced(
             keys[1], tokens, fence_ttl, started, lease_ms
         ):
-            self._settle(late, lambda node, answer: None)
+            if missed is not None:
+                self._report_missed(answers, late, missed)
+            else:
+                self._settle(late, lambda node, answer: None)
             return max(tokens.values())
         await self._give_back(keys[0], next_owner, lease_ms, tokens)
         self._give_back_late(keys[0], next_owner, lease_ms, late)
@@ -240,6 +249,37 @@ class QuorumScripts:
         if not reached:
             raise QuorumUnavailable("no lock node answered the release")
         return max(int(a) for a in reached)
+
+    async def finish(self, keys: list[str], args: list[Any], missed: Callable[[int], None]) -> int:
+        """A hold's last release (DROP) on every node: 1 released somewhere, -1 not the
+        owner anywhere; `missed(node)` for each node that did not run it, now or late."""
+        answers, late = await self._drop.run(keys, args, self.node_timeout)
+        self._report_missed(answers, late, missed)
+        reached = [a for i, a in enumerate(answers) if i not in late and not _failed(a)]
+        if not reached:
+            raise QuorumUnavailable("no lock node answered the release")
+        return max(int(a) for a in reached)
+
+    def _report_missed(
+        self, answers: list[Answer], late: Late, missed: Callable[[int], None]
+    ) -> None:
+        for node, answer in enumerate(answers):
+            if node not in late and _failed(answer):
+                missed(node)
+
+        def late_one(node: int, answer: Answer) -> None:
+            if _failed(answer):
+                missed(node)
+
+        self._settle(late, late_one)
+
+    async def drop(self, node: int, drop: Drop) -> None:
+        """Run a missed last release on one node; raises if the node does not answer."""
+        keys, args = [drop.key, drop.channel], [drop.owner]
+        answers, late = await self._drop.run(keys, args, self.node_timeout, [node])
+        self._settle(late, lambda node, answer: None)
+        if _failed(answers[node]):
+            raise answers[node]
 
     async def renew(self, keys: list[str], args: list[Any]) -> int:
         answers = await self._run(self._renew, keys, args)

@@ -1,7 +1,8 @@
 """The lock's Lua scripts. Each runs atomically in Redis and counts as one client command.
 
-The lock is a hash: one field per owner (`<instance id>:<task id>`, the instance being the
-holding process's session, shared/session.py) whose value is the re-entry count, plus the
+The lock is a hash: one field per owner (`<instance id>:<hold id>`, the instance being the
+holding process's session, shared/session.py; a task's re-entries share its hold's id)
+whose value is the re-entry count, plus the
 field `#fence` with the acquisition's fencing token. Tokens come from a counter key that is
 seeded from the Redis clock when it is missing, so a counter lost with a Redis restart or
 an expiry still only moves forward.
@@ -96,4 +97,21 @@ redis.call('hdel', KEYS[1], ARGV[2])
 redis.call('hset', KEYS[1], ARGV[3], 1, '#fence', token)
 redis.call('pexpire', KEYS[1], ARGV[1])
 return token
+"""
+
+DROP = """
+-- KEYS[1] lock hash, KEYS[2] channel; ARGV[1] owner. The last release of a hold: its owner
+-- leaves whatever its count (a count that drifted, a re-entry's release that missed this node,
+-- cannot keep it). 1 released, -1 the owner does not hold it here.
+if redis.call('hdel', KEYS[1], ARGV[1]) == 0 then
+  return -1
+end
+for _, field in ipairs(redis.call('hkeys', KEYS[1])) do
+  if field ~= '#fence' then
+    return 1
+  end
+end
+redis.call('del', KEYS[1])
+redis.call('publish', KEYS[2], 'unlocked')
+return 1
 """

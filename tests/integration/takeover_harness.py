@@ -103,7 +103,11 @@ class Waiter:
 
 @contextlib.asynccontextmanager
 async def waiting_process(
-    redis: Redis, where: Where, prefix: str, check_after: float = CHECK_AFTER
+    redis: Redis,
+    where: Where,
+    prefix: str,
+    check_after: float = CHECK_AFTER,
+    release_retry: float = 1.0,
 ) -> AsyncIterator[Waiter]:
     """This test process's lock service with a session of its own, counting takeovers."""
     connection = create_session_connection(PaymentSettings())
@@ -114,6 +118,7 @@ async def waiting_process(
         where.clients if where.urls else redis, prefix=prefix, node_timeout=1.0,
         takeover=Takeover(session, check_after, waiter.took_over),
         counters=LockCounters(subscription_timeout=waiter.subscription_timed_out),
+        release_retry=release_retry,
     )  # fmt: skip
     try:
         yield waiter
