@@ -7,27 +7,56 @@ exactly what the services answer (Content-Length bodies, no chunking) and nothin
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 import orjson
 
+# uvicorn closes a keep-alive connection idle for 5 s (its timeout_keep_alive): one idle
+# longer than this is closed here instead of sent a request the server will never read.
+IDLE_SECONDS = 4.0
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
 
 class LeanClient:
-    def __init__(self, host: str, port: int, headers: dict[str, str], connections: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        headers: dict[str, str],
+        connections: int,
+        idle_seconds: float = IDLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.host = host
         self.port = port
         self.limit = connections
-        self.opened = 0
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self.opened = 0  # open now
+        self.connects = 0  # opened in all
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = (
             asyncio.Queue()
         )
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         self.head = f"Host: {host}:{port}\r\nContent-Type: application/json\r\n{extra}"
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle.empty() and self.opened < self.limit:
-            self.opened += 1
-            return await asyncio.open_connection(self.host, self.port)
-        return await self.idle.get()
+    async def _connection(self) -> Connection:
+        while True:
+            if self.idle.empty() and self.opened < self.limit:
+                self.opened += 1
+                self.connects += 1
+                try:
+                    return await asyncio.open_connection(self.host, self.port)
+                except BaseException:
+                    self.opened -= 1
+                    raise
+            reader, writer, used = await self.idle.get()
+            if self.clock() - used < self.idle_seconds:
+                return reader, writer
+            writer.close()  # the server may have closed it already
+            self.opened -= 1
 
     async def post(self, path: str, body: object) -> int:
         """POST `body` as JSON; the response status (the body is read and dropped)."""
@@ -50,12 +79,12 @@ class LeanClient:
             writer.close()
             self.opened -= 1
             raise
-        self.idle.put_nowait((reader, writer))
+        self.idle.put_nowait((reader, writer, self.clock()))
         return status
 
     async def close(self) -> None:
         while not self.idle.empty():
-            _, writer = self.idle.get_nowait()
+            _, writer, _ = self.idle.get_nowait()
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

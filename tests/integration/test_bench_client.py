@@ -32,3 +32,23 @@ async def test_lean_client_reads_statuses_and_reuses_its_connections() -> None:
             await client.close()
     assert statuses == [422, 422, 422, 201, 201, 201]
     assert client.opened == 1  # one request at a time: one keep-alive connection
+    assert client.connects == 1
+
+
+async def test_a_connection_idle_past_the_servers_keep_alive_is_not_reused() -> None:
+    now = [0.0]
+    async with serving(echo_app()) as url:
+        port = int(url.rsplit(":", 1)[1])
+        client = LeanClient(
+            "127.0.0.1", port, {}, connections=4, idle_seconds=4.0, clock=lambda: now[0]
+        )
+        try:
+            first = await client.post("/payments", {"amount": 1})
+            now[0] += 3.9  # still young: reused
+            second = await client.post("/payments", {"amount": 1})
+            now[0] += 4.1  # uvicorn closes keep-alive connections idle for 5 s
+            third = await client.post("/payments", {"amount": 1})
+        finally:
+            await client.close()
+    assert (first, second, third) == (201, 201, 201)
+    assert client.connects == 2 and client.opened == 1
