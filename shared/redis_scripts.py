@@ -236,13 +236,22 @@ class ScriptPipeline:
 class PipelinedScript:
     """A Lua script, called like redis-py's: `await script(keys=[...], args=[...])`."""
 
-    def __init__(self, pipeline: ScriptPipeline, source: str, retry: Retry | None) -> None:
+    def __init__(
+        self, pipeline: ScriptPipeline, source: str, retry: Retry | None, owner: Any = None
+    ) -> None:
         self.pipeline = pipeline
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self.retry = retry
+        self.owner = owner  # the client that registered it
 
-    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+    async def __call__(
+        self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None
+    ) -> Any:
+        """`client`, as redis-py's scripts take it (its Lock passes one): another client or
+        a pipeline runs the script itself."""
+        if client is not None and client is not self.owner:
+            return await _on(client, self.sha, self.source, keys, args)
         if self.retry is None:
             return await self._run(keys, args)
         return await self.retry.call_with_retry(lambda: self._run(keys, args), _retrying)
@@ -252,6 +261,13 @@ class PipelinedScript:
             return await self.pipeline.execute("EVALSHA", self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # a new or restarted server: load it now
             return await self.pipeline.execute("EVAL", self.source, len(keys), *keys, *args)
+
+
+async def _on(client: Any, sha: str, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    try:
+        return await client.evalsha(sha, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        return await client.eval(source, len(keys), *keys, *args)
 
 
 async def _retrying(error: Exception) -> None:
@@ -268,7 +284,7 @@ class PipelinedRedis(Redis):
 
     def register_script(self, script: str | bytes) -> PipelinedScript:  # type: ignore[override]
         source = script.decode() if isinstance(script, bytes) else script
-        return PipelinedScript(self.script_pipeline, source, self.script_retry)
+        return PipelinedScript(self.script_pipeline, source, self.script_retry, owner=self)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await self.script_pipeline.close()

@@ -14,7 +14,6 @@ from shared.redis_client import create_redis, create_retrying_redis
 from shared.redis_scripts import PipelinedRedis, PipelinedScript, ScriptPipeline
 from shared.settings import ServiceSettings
 from testkit.waiting import eventually
-from tests.integration.private_servers import PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +24,6 @@ FAIL = "return redis.error_reply('ERR refused ' .. ARGV[1])"
 BUSY = """local t = redis.call('time'); local stop = t[1] * 1000000 + t[2] + ARGV[1] * 1000
 repeat t = redis.call('time') until t[1] * 1000000 + t[2] >= stop
 return 1"""
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _script(url: str, source: str, timeout: float = 3.0, retry: Retry | None = None):
@@ -205,3 +194,21 @@ async def test_a_call_in_flight_when_the_server_dies_is_retried_by_the_retrying_
     finally:
         await plain.aclose()
         await retrying.aclose()
+
+
+async def test_redis_pys_own_lock_works_on_the_client_with_pipelined_scripts(unique):
+    """redis-py's Lock registers its scripts on the client and passes `client=` to them."""
+    client = create_redis(ServiceSettings())
+    other = create_redis(ServiceSettings(redis_pipelined_scripts=False))
+    try:
+        lock = client.lock(f"scripts-test:lock:{unique}", timeout=10)
+        assert await lock.acquire(blocking=False)
+        assert not await other.lock(f"scripts-test:lock:{unique}").acquire(blocking=False)
+        assert await lock.extend(5)
+        await lock.release()
+        assert await other.lock(f"scripts-test:lock:{unique}", timeout=5).acquire(blocking=False)
+        echo = client.register_script(ECHO)
+        assert await echo(keys=["k"], args=["v"], client=other) == [b"k", b"v"]  # run by other
+    finally:
+        await other.aclose()
+        await client.aclose()
