@@ -8,12 +8,8 @@ sessions of their own stand for two live payment replicas."""
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from testkit.waiting import eventually
 from tests.integration.cluster_harness import LockNodes
@@ -22,26 +18,6 @@ from tests.integration.takeover_harness import Where, waiting_process
 pytestmark = pytest.mark.integration
 
 RELEASE_RETRY = 2.0  # long enough to see the forgotten hold before it is released
-
-
-@pytest.fixture(scope="module")
-def lock_nodes(tmp_path_factory) -> Iterator[LockNodes]:
-    servers = LockNodes(tmp_path_factory.mktemp("janitor-nodes"))
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
-
-
-@pytest.fixture
-async def where(lock_nodes: LockNodes) -> AsyncIterator[Where]:
-    lock_nodes.start()  # a test that killed a node leaves it to be started again here
-    clients = [Redis.from_url(u, retry=Retry(NoBackoff(), 0), socket_timeout=1.0)
-               for u in lock_nodes.urls]  # fmt: skip
-    yield Where(lock_nodes.urls, clients)
-    for client in clients:
-        await client.aclose()
 
 
 async def holding_nodes(where: Where, key: str) -> int:

@@ -30,7 +30,7 @@ from tests.integration.events_harness import (
     query,
 )
 from tests.integration.payment_harness import running_payment_app
-from tests.integration.private_servers import PrivateMariaDB, PrivateRedis
+from tests.integration.private_servers import PrivateMariaDB
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +40,6 @@ KAFKA = BOOTSTRAP
 @pytest.fixture(scope="module")
 def mariadb(tmp_path_factory):
     server = PrivateMariaDB(tmp_path_factory.mktemp("mariadb"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = PrivateRedis(tmp_path)
     server.start()
     try:
         yield server

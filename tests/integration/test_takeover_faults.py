@@ -9,12 +9,8 @@ processes killed by pid (tests/integration/session_holder.py)."""
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from shared.infra_errors import DEPENDENCY_ERRORS
 from shared.lock import LockTimeout
@@ -30,26 +26,6 @@ from tests.integration.takeover_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def lock_nodes(tmp_path_factory) -> Iterator[LockNodes]:
-    servers = LockNodes(tmp_path_factory.mktemp("takeover-fault-nodes"))
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
-
-
-@pytest.fixture
-async def where(lock_nodes: LockNodes) -> AsyncIterator[Where]:
-    lock_nodes.start()  # a test that killed a node leaves it to be started again here
-    clients = [Redis.from_url(u, retry=Retry(NoBackoff(), 0), socket_timeout=1.0)
-               for u in lock_nodes.urls]  # fmt: skip
-    yield Where(lock_nodes.urls, clients)
-    for client in clients:
-        await client.aclose()
 
 
 async def refused(subscriptions: LockSubscriptions, channel: str) -> bool:
