@@ -9,7 +9,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -32,25 +32,15 @@ from tests.integration.cluster_harness import LockNodes
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory) -> Iterator[LockNodes]:
-    servers = LockNodes(tmp_path_factory.mktemp("lock-nodes"))
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
-
-
 @pytest.fixture
-async def clients(nodes: LockNodes) -> AsyncIterator[list[Redis]]:
-    nodes.start()  # a test that killed a node leaves it to be started again here
+async def clients(lock_nodes: LockNodes) -> AsyncIterator[list[Redis]]:
+    lock_nodes.start()  # a test that killed a node leaves it to be started again here
     connected = [
         # As the service's clients: a node's late answer is still awaited (socket timeout
         # LOCK_NODE_LATE_ANSWER_SECONDS) after it counted as down (node_timeout).
         Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=5,
                        socket_connect_timeout=0.5)
-        for url in nodes.urls
+        for url in lock_nodes.urls
     ]  # fmt: skip
     try:
         yield connected
@@ -90,27 +80,27 @@ async def test_acquires_on_every_node_and_releases_on_every_node(clients):
     await locks.close()
 
 
-async def test_a_majority_acquires_while_one_node_is_down(nodes, clients):
+async def test_a_majority_acquires_while_one_node_is_down(lock_nodes, clients):
     locks = quorum(clients)
     before = acquired(await locks.lock("one-down").try_lock(wait_time=1))
     await locks.lock("one-down").unlock()
-    nodes.kill(3)
+    lock_nodes.kill(3)
     async with locks.hold("one-down", wait_time=2) as lease:
         assert lease.token > before.token
         assert await holders(clients[:2], locks.lock("one-down").key) == 2
     await locks.close()
 
 
-async def test_a_node_that_does_not_answer_in_time_counts_as_down(nodes, clients):
+async def test_a_node_that_does_not_answer_in_time_counts_as_down(lock_nodes, clients):
     """A node slower than the node timeout (stopped here with SIGSTOP; a busy machine does
     it too) is a node down, as the README says, not an error out of the lock."""
     patient = [
         Redis.from_url(
             url, retry=Retry(NoBackoff(), 0), socket_timeout=10, socket_connect_timeout=10
         )
-        for url in nodes.urls
+        for url in lock_nodes.urls
     ]  # fmt: skip: the client waits longer than the lock does
-    stopped = int((nodes.state_dir / "redis-lock" / "node-3" / "redis.pid").read_text())
+    stopped = int((lock_nodes.state_dir / "redis-lock" / "node-3" / "redis.pid").read_text())
     os.kill(stopped, signal.SIGSTOP)
     try:
         locks = LockService(patient, prefix=f"test-qlock:{time.time_ns()}:", node_timeout=0.3)
@@ -124,10 +114,10 @@ async def test_a_node_that_does_not_answer_in_time_counts_as_down(nodes, clients
             await client.aclose()
 
 
-async def test_a_minority_is_not_enough_and_says_the_lock_service_is_down(nodes, clients):
+async def test_a_minority_is_not_enough_and_says_the_lock_service_is_down(lock_nodes, clients):
     locks = quorum(clients)
-    nodes.kill(2)
-    nodes.kill(3)
+    lock_nodes.kill(2)
+    lock_nodes.kill(3)
     with pytest.raises(QuorumUnavailable) as raised:
         await locks.lock("minority").try_lock(wait_time=1)
     assert isinstance(raised.value, DEPENDENCY_ERRORS)  # unreachable, not busy: may fall back
@@ -135,26 +125,28 @@ async def test_a_minority_is_not_enough_and_says_the_lock_service_is_down(nodes,
     await locks.close()
 
 
-async def test_a_failed_acquisitions_late_grants_are_given_back_when_they_arrive(nodes, clients):
+async def test_a_failed_acquisitions_late_grants_are_given_back_when_they_arrive(
+    lock_nodes, clients
+):
     # A node that answers after LOCK_NODE_TIMEOUT_SECONDS (stalled, just restarted) has still
     # granted the lock: unless given back, it keeps it for a whole lease (30 s here).
     # (`clients` starts again the nodes an earlier test killed.)
     late_answering = [
         Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=10,
                        socket_connect_timeout=0.5)
-        for url in nodes.urls
+        for url in lock_nodes.urls
     ]  # fmt: skip
     locks = LockService(late_answering, prefix=f"test-qlock:{time.time_ns()}:", node_timeout=0.3)
     key = locks.lock("late").key
     await locks.lock("warm").try_lock(wait_time=1)  # connections open, scripts loaded
-    nodes.signal(1, signal.SIGSTOP)
-    nodes.signal(2, signal.SIGSTOP)
+    lock_nodes.signal(1, signal.SIGSTOP)
+    lock_nodes.signal(2, signal.SIGSTOP)
     try:
         with pytest.raises(QuorumUnavailable):
             await locks.lock("late").try_lock(wait_time=1)
     finally:
-        nodes.signal(1, signal.SIGCONT)
-        nodes.signal(2, signal.SIGCONT)
+        lock_nodes.signal(1, signal.SIGCONT)
+        lock_nodes.signal(2, signal.SIGCONT)
 
     async def given_back() -> bool:
         return await holders(late_answering, key) == 0
@@ -181,15 +173,15 @@ async def test_a_minority_held_by_another_owner_blocks_no_one_and_is_given_back(
     await second.close()
 
 
-async def test_a_node_that_comes_back_empty_still_gives_larger_tokens(nodes, clients):
+async def test_a_node_that_comes_back_empty_still_gives_larger_tokens(lock_nodes, clients):
     locks = quorum(clients)
     tokens = []
     for _ in range(3):
         async with locks.hold("amnesia", wait_time=1) as lease:
             tokens.append(lease.token)
-    nodes.kill(1)
-    nodes.wipe(1)  # its data is gone: it restarts with no counter at all
-    nodes.restart(1)
+    lock_nodes.kill(1)
+    lock_nodes.wipe(1)  # its data is gone: it restarts with no counter at all
+    lock_nodes.restart(1)
     await eventually(lambda: _answers(clients[0]), timeout=20)
     assert await clients[0].get(locks.lock("amnesia").fence_key) is None
     for _ in range(3):
