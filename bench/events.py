@@ -7,7 +7,9 @@
    spread over the users. A payment's latency is points_entries.created_at minus
    outbox.created_at, joined on event_id: both are written by the services with the same
    host clock, the outbox row just before the payment commits, so the figure includes
-   the commit and errs high. Every payment must earn its points exactly once, or the
+   the commit and errs high. The relay's part of it, commit→published, ends at
+   outbox.published_at, set once Kafka has acknowledged the batch; the rest is the
+   consumer's. Every payment must earn its points exactly once, or the
    run fails. CPU per process is sampled from /proc over the steady phase.
 2. Draining a backlog, with the services stopped: bench/outbox_drain.py.
 """
@@ -232,7 +234,8 @@ EARNED = (
     " WHERE e.kind = 'EARN' AND p.order_id LIKE %s"
 )
 LATENCIES = (
-    "SELECT TIMESTAMPDIFF(MICROSECOND, o.created_at, e.created_at)"
+    "SELECT TIMESTAMPDIFF(MICROSECOND, o.created_at, e.created_at),"
+    " TIMESTAMPDIFF(MICROSECOND, o.created_at, o.published_at)"
     f" FROM `{PAYMENT_DB}`.outbox o JOIN `{POINTS_DB}`.points_entries e ON e.event_id = o.event_id"
     f" JOIN `{PAYMENT_DB}`.payments p ON p.payment_id = e.payment_id"
     " WHERE p.order_id LIKE %s"
@@ -262,8 +265,10 @@ async def measure_rate(
     )
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(LATENCIES, (f"{prefix}-%",))
-        latencies = [row[0] / 1e6 for row in await cur.fetchall()]
+        rows = await cur.fetchall()
         await conn.rollback()
+    latencies = [row[0] / 1e6 for row in rows]
+    published = [row[1] / 1e6 for row in rows]  # the relay's part: Kafka acked the send
     if load.statuses[201] != load.sent or earned != load.sent or len(latencies) != load.sent:
         raise SystemExit(
             f"pipeline incomplete at {rate}/s: sent {load.sent}, answers"
@@ -281,6 +286,8 @@ async def measure_rate(
         "commit→points p95 ms": round(percentile(latencies, 95) * 1000, 1),
         "commit→points p99 ms": round(percentile(latencies, 99) * 1000, 1),
         "commit→points max ms": round(max(latencies) * 1000, 1),
+        "commit→published p50 ms": round(percentile(published, 50) * 1000, 1),
+        "commit→published p99 ms": round(percentile(published, 99) * 1000, 1),
     }
     return Measured(row, {"target rate/s": rate, **shares})
 

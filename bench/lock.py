@@ -17,14 +17,14 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import aiomysql
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from bench.report import percentile, print_table, write_json
+from services.payment.bootstrap import lock_nodes as service_lock_nodes
 from services.payment.service_layer.batching import Batcher
 from services.payment.settings import PaymentSettings
 from shared import db
@@ -269,10 +269,11 @@ async def main(payer_counts: list[int], payments: int, skip_polling: bool) -> No
     settings = ServiceSettings(mysql_pool_max=120)
     pool = await db.create_pool(settings, os.environ.get("BENCH_MYSQL_DATABASE", "mockpay_bench"))
     redis = create_redis(settings, max_connections=1000)
-    lock_nodes = [
-        Redis.from_url(url, retry=Retry(NoBackoff(), 0), max_connections=1000)
-        for url in PaymentSettings(lock_redis_nodes=3).lock_node_urls()
-    ]
+    stack = AsyncExitStack()
+    # The lock nodes' clients as the payment service builds them (scripts pipelined over
+    # one connection per node): a pool of plain connections opened 1,500 at once when 500
+    # payers first try the lock, and the quorum counted every node as down.
+    lock_nodes = service_lock_nodes(stack, PaymentSettings(lock_redis_nodes=3))
     ceiling = await database_ceiling(pool, payments)
     rows: list[dict] = []
     for payers in payer_counts:
@@ -289,8 +290,7 @@ async def main(payer_counts: list[int], payments: int, skip_polling: bool) -> No
         await uncontended("quorum, 3 nodes", lock_nodes, 500),
     ]
     await redis.aclose()
-    for node in lock_nodes:
-        await node.aclose()
+    await stack.aclose()
     await db.close_pool(pool)
     columns = [
         "strategy", "payers", "payments", "wall_s", "payments_per_s", "x_db_ceiling",
