@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from bench.report import percentile, print_table, write_json
 from services.payment.bootstrap import lock_nodes as service_lock_nodes
-from services.payment.service_layer.batching import Batcher
+from shared.batching import Batcher
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.lock import LockService

@@ -12,10 +12,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from services.points.dead_letters import DeadLetters
 from services.points.deps import ProcessorDep, StoreDep
-from services.points.metrics import register_processor
+from services.points.metrics import PointsMetrics, register_processor
 from services.points.processor import EventProcessor, RetryPolicy
 from services.points.settings import PointsSettings
-from services.points.store import PointsStore
+from services.points.store import GroupCommit, PointsStore
 from services.points.streaming import Membership, create_faust_app, streaming
 from shared import db
 from shared.auth import Scope
@@ -34,6 +34,7 @@ KAFKA_STARTUP_SECONDS = 60
 
 def create_app(settings: PointsSettings) -> FastAPI:
     registry = new_registry()
+    metrics = PointsMetrics(registry)
     lag = ConsumerLagGauges(lag_target(settings), registry)
 
     @asynccontextmanager
@@ -66,7 +67,12 @@ def create_app(settings: PointsSettings) -> FastAPI:
             settings.points_outage_backoff_seconds,
             settings.points_outage_backoff_max_seconds,
         )
-        processor = EventProcessor(store, dead_letters, policy)
+        applier = (
+            GroupCommit(store, settings.points_batch_max, metrics.batch_size.observe)
+            if settings.points_batch_max > 1
+            else store
+        )
+        processor = EventProcessor(applier, dead_letters, policy)
         membership = Membership(settings.points_group_id, settings.events_topic)
         await warn_if_workers_idle(producer, settings)
         app.state.store, app.state.processor, app.state.producer = store, processor, producer
@@ -84,6 +90,8 @@ def create_app(settings: PointsSettings) -> FastAPI:
                 lag_refresher.start()
                 yield
         finally:
+            if isinstance(applier, GroupCommit):
+                await applier.close()  # the batches in flight end before the pool closes
             await lag_refresher.stop()
             await lag.close()
             await producer.stop()

@@ -1,9 +1,10 @@
 """The points service's metrics: events by outcome, read from the processor's own counts,
-and consumer lag plus dead-letter depth, refreshed from Kafka every few seconds."""
+the size of the transactions that apply them, and consumer lag plus dead-letter depth,
+refreshed from Kafka every few seconds."""
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -34,3 +35,16 @@ class PointsEventsCollector(Collector):
 
 def register_processor(processor: EventProcessor, registry: CollectorRegistry) -> None:
     registry.register(PointsEventsCollector(processor))
+
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class PointsMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.batch_size = Histogram(
+            "mockpay_points_batch_size",
+            "Payment events applied in one transaction (group commit)",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )

@@ -7,11 +7,16 @@ class (shared.infra_errors.is_outage):
 
 - an outage (MariaDB unreachable, connection lost, lock wait timeout, ...): the event is
   tried again, with exponential backoff capped at `outage_backoff_max`, for as long as the
-  outage lasts. The stream waits behind it: nothing later is applied and nothing is
-  committed, so the events resume in order once the dependency is back.
+  outage lasts. The stream waits behind it: the agent holds at most POINTS_CONCURRENCY
+  events at once, so no more than that are taken past it, and no offset past it is
+  committed, so nothing is lost while the dependency is away.
 - poison (a broken event, a row the database refuses, a bug): tried `retries` more times
   `backoff` apart, then dead-lettered; a malformed event is dead-lettered at once, since
-  decoding it again cannot change the answer.
+  decoding it again cannot change the answer. The events held beside it go on meanwhile.
+
+Events are handled concurrently (the agent's actors, POINTS_CONCURRENCY) and their writes
+grouped into shared transactions (store.GroupCommit). Order does not matter to the points
+rule: a cancellation applied before its completion takes back what the completion adds.
 """
 
 import asyncio
@@ -19,9 +24,9 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.points.dead_letters import ConsumedMessage, DeadLetters
-from services.points.store import PointsStore
 from shared import tracing
 from shared.events import InvalidEvent, PaymentEvent, UnknownEventType, decode
 from shared.infra_errors import is_outage
@@ -41,10 +46,16 @@ class RetryPolicy:
         return min(self.outage_backoff * 2 ** (outage_attempt - 1), self.outage_backoff_max)
 
 
+class Applies(Protocol):
+    """PointsStore, or GroupCommit in front of it."""
+
+    async def apply(self, event: PaymentEvent) -> bool: ...
+
+
 class EventProcessor:
     def __init__(
         self,
-        store: PointsStore,
+        store: Applies,
         dead_letters: DeadLetters,
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

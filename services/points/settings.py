@@ -20,6 +20,10 @@ class PointsSettings(ServiceSettings, ApiKeySettings):
     points_outage_backoff_max_seconds: float = 5.0
     points_db_lock_wait_seconds: int = 5
     points_commit_interval_seconds: float = 1.0
+    # Events a worker handles at once (faust agent concurrency; offsets are committed only
+    # up to the oldest unfinished one), and how many of them share one transaction at most.
+    points_concurrency: int = 32
+    points_batch_max: int = 32
     points_data_dir: Path = REPO_ROOT / ".local" / "points"  # faust's folder, one per group
     # A crashed member's partitions go to the others (or its restarted self) once the
     # broker has missed its heartbeats this long; Kafka's floor is 6 s

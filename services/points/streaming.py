@@ -104,7 +104,9 @@ def create_faust_app(
         async for event in stream.events():
             await processor.handle(consumed(event.message))
 
-    app.agent(topic, name="apply-payment-events")(apply_payment_events)
+    app.agent(topic, name="apply-payment-events", concurrency=settings.points_concurrency)(
+        apply_payment_events
+    )
     return app
 
 

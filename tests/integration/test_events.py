@@ -265,6 +265,51 @@ async def test_poison_is_tried_four_times_then_replay_from_the_dlt_applies_it(
     assert await points_of(points, [user]) == {user: 20}
 
 
+async def test_events_behind_a_poison_event_are_applied_while_it_waits_for_its_retry(points):
+    """The agent holds several events at once (POINTS_CONCURRENCY): events of the same
+    partition behind one that is failing are applied during its backoff, not after its
+    dead letter, and it is applied once the database lets it through."""
+    topics = Topics.unique()
+    user = f"u-{uuid.uuid4().hex[:12]}"
+    trigger = f"refuse_{user.replace('-', '_')}"
+    async with points.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            f"CREATE TRIGGER {trigger} BEFORE INSERT ON points_entries FOR EACH ROW"
+            f" IF NEW.user_id = '{user}' THEN"
+            " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'points are frozen for this user';"
+            " END IF"
+        )
+    try:
+        with points_process(topics, POINTS_RETRY_BACKOFF_SECONDS="10"):
+            await _send_completed(topics, user, 2_000)
+            behind = [f"{user}-behind-{n}" for n in range(5)]
+            for other in behind:
+                await _send_completed(topics, other, 300, key=user)  # the same partition
+
+            async def all_applied() -> bool:
+                return len(await points_of(points, behind)) == len(behind)
+
+            await eventually(all_applied)
+            assert await points_of(points, [user]) == {}
+            assert not await read_all(BOOTSTRAP, topics.dead_letters)  # still being retried
+            await _drop_trigger(points, trigger)
+            trigger = ""
+
+            async def poison_applied() -> bool:
+                return (await points_of(points, [user])).get(user) == 20
+
+            await eventually(poison_applied)
+    finally:
+        if trigger:
+            await _drop_trigger(points, trigger)
+    assert await points_of(points, behind) == {other: 3 for other in behind}
+
+
+async def _drop_trigger(points, trigger: str) -> None:
+    async with points.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+
+
 class FailingAfterTheOutboxRow(PaymentService):
     async def _announce(self, uow, payment):
         await super()._announce(uow, payment)  # the outbox row is written here

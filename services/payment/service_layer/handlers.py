@@ -31,7 +31,7 @@ from services.payment.domain.model import (
     Wallet,
 )
 from services.payment.service_layer.base import UnitOfWorkFactory, UseCases
-from services.payment.service_layer.batching import Batcher
+from shared.batching import Batcher
 from services.payment.service_layer.locking import Held, Locking
 from shared import ids
 from shared.clock import iso, utcnow

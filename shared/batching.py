@@ -1,5 +1,6 @@
-"""Group commit per wallet: jobs for one key queue in arrival order, and one drainer task per
-key runs them in batches, each batch under one lock hold and in one transaction.
+"""Group commit per key: jobs for one key queue in arrival order, and one drainer task per
+key runs them in batches. The payment service's key is a wallet (a batch runs under one lock
+hold and in one transaction); the points service has one key for all its events.
 
 While a batch is in flight the next one gathers by itself, so a hot wallet pays one lock
 hand-over, one transaction and one fsync per batch instead of per payment. A key that nobody
