@@ -16,6 +16,7 @@ from shared.clock import iso, utcnow
 from shared.db import DUPLICATE_KEY
 from shared.events import PAYMENT_CANCELLED, PaymentEvent
 from shared.infra_errors import DEPENDENCY_ERRORS, is_outage
+from shared.sql import mogrify
 
 
 class PointsStore:
@@ -45,18 +46,21 @@ class PointsStore:
                     earned = row[0] if row else None
                 kind, delta = change_for(event, self.rate, earned)
                 statements = [
-                    cur.mogrify(
+                    mogrify(
+                        cur,
                         "INSERT INTO processed_events (event_id, event_type, processed_at)"
                         " VALUES (%s, %s, %s)",
                         (event.event_id, event.event_type, now),
                     ),
-                    cur.mogrify(
+                    mogrify(
+                        cur,
                         "INSERT INTO points_entries"
                         " (user_id, payment_id, event_id, kind, delta, created_at)"
                         " VALUES (%s, %s, %s, %s, %s, %s)",
                         (event.user_id, event.payment_id, event.event_id, kind, delta, now),
                     ),
-                    cur.mogrify(
+                    mogrify(
+                        cur,
                         "INSERT INTO points_accounts (user_id, balance, updated_at)"
                         " VALUES (%s, %s, %s)"
                         " ON DUPLICATE KEY UPDATE balance = balance + %s, updated_at = %s",
@@ -149,17 +153,18 @@ class PointsStore:
         for event, (_, delta) in zip(events, changes, strict=True):
             per_user[event.user_id] += delta
         processed = ", ".join(
-            cur.mogrify("(%s, %s, %s)", (e.event_id, e.event_type, now)) for e in events
+            mogrify(cur, "(%s, %s, %s)", (e.event_id, e.event_type, now)) for e in events
         )
         entries = ", ".join(
-            cur.mogrify(
+            mogrify(
+                cur,
                 "(%s, %s, %s, %s, %s, %s)",
                 (e.user_id, e.payment_id, e.event_id, kind, delta, now),
             )
             for e, (kind, delta) in zip(events, changes, strict=True)
         )
         accounts = ", ".join(
-            cur.mogrify("(%s, %s, %s)", (user, delta, now))
+            mogrify(cur, "(%s, %s, %s)", (user, delta, now))
             for user, delta in sorted(per_user.items())
         )
         return [

@@ -14,7 +14,8 @@ first error, so every check a write needs happens inside the query, before the C
 The client then raises the queued error of the statement that failed; the COMMIT was not
 run, and the unit of work rolls the transaction back.
 
-Parameters are escaped by the client, exactly as `cursor.execute(sql, args)` would.
+Parameters are escaped by the client, exactly as `cursor.execute(sql, args)` would
+(shared.sql.mogrify, which costs less).
 """
 
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import pymysql.err
 from aiomysql import Cursor
 
 from shared.db import DUPLICATE_KEY
+from shared.sql import mogrify
 
 NO_ROW_CHANGED = 30001  # what CHECK_CHANGED_ONE signals (user errors may use 1-65535)
 CHECK_CHANGED_ONE = (
@@ -58,7 +60,7 @@ class Writes:
         must_change_one: Exception | None = None,
         on_duplicate: Exception | None = None,
     ) -> None:
-        self.pending.append(Write(self.cur.mogrify(sql, args), must_change_one, on_duplicate))
+        self.pending.append(Write(mogrify(self.cur, sql, args), must_change_one, on_duplicate))
 
     def add_rows(
         self,
@@ -69,7 +71,7 @@ class Writes:
         on_duplicate: Exception | None = None,
     ) -> None:
         """One `head VALUES row, row, ...` insert for all `rows`."""
-        values = ", ".join(self.cur.mogrify(row, args) for args in rows)
+        values = ", ".join([mogrify(self.cur, row, args) for args in rows])
         self.pending.append(Write(f"{head} VALUES {values}", None, on_duplicate))
 
     async def flush(self, commit: bool = False) -> None:
