@@ -25,9 +25,9 @@ from redis.asyncio import Redis
 
 from bench.report import percentile, print_table, write_json
 from services.payment.bootstrap import lock_nodes as service_lock_nodes
-from shared.batching import Batcher
 from services.payment.settings import PaymentSettings
 from shared import db
+from shared.batching import Batcher
 from shared.lock import LockService
 from shared.redis_client import create_redis
 from shared.settings import ServiceSettings

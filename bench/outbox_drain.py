@@ -56,7 +56,7 @@ async def drain(
 ) -> dict:
     """Drain `backlog` rows with `relays` relays sharing one outbox; one table row."""
     topic = settings.events_topic
-    pool = await db.create_pool(settings, database)
+    pool = await outbox.create_relay_pool(settings, database, maxsize=2 * relays + 1)
     try:
         await fill_outbox(pool, topic, backlog)
         await ensure_topics(

@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 
 from services.payment.adapters.balances import BalanceCache
 from services.payment.adapters.bank import GatewayBank
-from services.payment.adapters.outbox import OutboxQueue
+from services.payment.adapters.outbox import OutboxQueue, create_relay_pool
 from services.payment.adapters.uow import MySqlUnitOfWork
 from services.payment.metrics import PaymentMetrics
 from services.payment.relay import OutboxRelay, RelayConfig
@@ -231,8 +231,8 @@ async def bootstrap(
         )
         # The relay has connections of its own: from the shared pool it would wait behind
         # every queued request whenever the service is busy, and events would wait with it.
-        relay_pool = await db.create_pool(
-            settings, settings.payment_mysql_database, maxsize=settings.outbox_relay_connections
+        relay_pool = await create_relay_pool(
+            settings, settings.payment_mysql_database, settings.outbox_relay_connections
         )
         stack.push_async_callback(db.close_pool, relay_pool)
         relay = build_relay(settings, relay_pool)

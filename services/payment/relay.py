@@ -3,8 +3,9 @@
 It claims a batch of outbox rows (OutboxQueue.claim), sends it with an idempotent, acks=all
 producer, and the rows are marked published in the same transaction that claimed them, so a
 crash between send and mark only means a redelivery, which consumers absorb by event_id.
-It wakes when its own process commits an event (after a short linger, so commits close
-together share a batch) and polls as a fallback. It has database connections of its own,
+It wakes when its own process commits an event (from idle after a short linger, so
+commits close together share a batch; under load at once, with what came in during the
+last batch) and polls as a fallback. It has database connections of its own,
 so a busy service's queued requests never hold it up. While Kafka is down the outbox
 simply grows, and drains when Kafka is back.
 """
@@ -78,17 +79,21 @@ class OutboxRelay(BackgroundLoop):
                 log.warning("outbox relay: %r; retrying in %ss", exc, self.config.retry_backoff)
                 await self.pause(self.config.retry_backoff)
                 continue
+            if self._wake.is_set():
+                continue  # commits came in during the batch: they have waited long enough
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-                # Woken by a commit: a moment's wait lets the commits right behind it share
-                # the batch. Without it a busy service runs a batch per commit or two, and
-                # the relay's own round trips cost as much as the payments'.
+                # Woken from idle by a commit: a moment's wait lets the commits right behind
+                # it share the batch. Without it a lightly loaded service runs a batch per
+                # commit, and the relay's own round trips cost as much as the payments'.
+                # Under steady load the batches gather while the previous one is in flight.
                 await asyncio.sleep(self.config.linger)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             await ensure_topics(self.config.bootstrap_servers, self.config.topics)
-            producer = idempotent_producer(self.config.bootstrap_servers)
+            # No linger in the producer: a batch is handed over whole, in one loop turn.
+            producer = idempotent_producer(self.config.bootstrap_servers, linger_ms=0)
             try:
                 await producer.start()
             except BaseException:

@@ -159,6 +159,9 @@ async def test_malformed_message_lands_on_the_dlt_with_every_header(topics, poin
 
     await eventually(both_dead)
     records = [r for r in await dead_letters(topics) if r.key == key.encode()]
+    # Events are handled several at once (POINTS_CONCURRENCY): dead letters of one
+    # partition need not keep the order of their originals.
+    records.sort(key=lambda r: r.value != b'{"amount": -5')
     first = records[0]
     headers = read_headers(list(first.headers))
     assert first.value == b'{"amount": -5' and first.partition == sent.partition

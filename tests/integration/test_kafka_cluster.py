@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from services.payment.adapters.outbox import create_relay_pool
 from services.payment.bootstrap import MIGRATIONS, build_relay
 from services.payment.relay import OutboxRelay
 from services.payment.settings import PaymentSettings
@@ -135,7 +136,7 @@ async def test_killing_the_leader_broker_under_load_loses_no_event(cluster):
     settings = cluster_settings(cluster, topic)
     await ensure_topics(cluster.bootstrap, topic_specs(settings, topic, settings.dead_letter_topic))
     await eventually(lambda: has_leaders(cluster, topic), timeout=30)
-    pool = await db.create_pool(settings, os.environ["PAYMENT_MYSQL_DATABASE"])
+    pool = await create_relay_pool(settings, os.environ["PAYMENT_MYSQL_DATABASE"], 2)
     await db.apply_migrations(pool, MIGRATIONS)
     relay: OutboxRelay = build_relay(settings, pool)
     outbox = Outbox(pool, topic)

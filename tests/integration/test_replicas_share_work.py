@@ -13,7 +13,7 @@ import aiomysql
 import orjson
 import pytest
 
-from services.payment.adapters.outbox import OutboxQueue, OutboxRow
+from services.payment.adapters.outbox import OutboxQueue, OutboxRow, create_relay_pool
 from services.payment.bootstrap import MIGRATIONS, build_relay
 from services.payment.relay import OutboxRelay
 from services.payment.settings import PaymentSettings
@@ -53,8 +53,8 @@ def event_id(row: OutboxRow) -> str:
 @contextlib.asynccontextmanager
 async def replica_relay(settings: PaymentSettings) -> AsyncIterator[OutboxRelay]:
     """A relay as a replica runs it: its own pool, its own producer."""
-    pool = await db.create_pool(
-        settings, settings.payment_mysql_database, maxsize=settings.outbox_relay_connections
+    pool = await create_relay_pool(
+        settings, settings.payment_mysql_database, settings.outbox_relay_connections
     )
     relay = OutboxRelay(RecordingQueue(pool), build_relay(settings, pool).config)
     try:

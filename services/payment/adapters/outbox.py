@@ -11,10 +11,11 @@ from datetime import datetime
 import aiomysql
 
 from services.payment.adapters.writes import Writes
-from shared import tracing
+from shared import db, tracing
 from shared.clock import utcnow
 from shared.events import PaymentEvent
 from shared.infra_errors import DEPENDENCY_ERRORS
+from shared.settings import ServiceSettings
 
 INSERT_HEAD = (
     "INSERT INTO outbox (event_id, topic, event_key, event_type, payload, created_at, traceparent)"
@@ -77,8 +78,24 @@ class OutboxRow:
         return headers
 
 
+async def create_relay_pool(
+    settings: ServiceSettings, database: str, maxsize: int
+) -> aiomysql.Pool:
+    """The pool an OutboxQueue needs: READ COMMITTED sessions (a claim then locks only the
+    rows it claims: under REPEATABLE READ it also takes gap locks, and every payment's
+    outbox insert would wait behind a relay that waits for Kafka), and multi-statements
+    (the mark and its COMMIT go in one round trip)."""
+    return await db.create_pool(
+        settings, database, init_command=READ_COMMITTED, maxsize=maxsize, multi_statements=True
+    )
+
+
+READ_COMMITTED = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+
 class OutboxQueue:
-    """The relay's side of the outbox, over a pool of the relay's own."""
+    """The relay's side of the outbox, over a pool of the relay's own (create_relay_pool):
+    a claim costs two round trips, the SELECT and the mark with its COMMIT."""
 
     def __init__(self, pool: aiomysql.Pool) -> None:
         self.pool = pool
@@ -92,10 +109,6 @@ class OutboxQueue:
         """
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             try:
-                # READ COMMITTED: lock only the claimed rows. Under REPEATABLE READ the claim
-                # also takes gap locks, and every payment's outbox insert would wait behind
-                # a relay that waits for Kafka.
-                await cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 await cur.execute(
                     "SELECT id, topic, event_key, event_type, payload, traceparent FROM outbox"
                     " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
@@ -106,10 +119,12 @@ class OutboxQueue:
                 if rows:
                     placeholders = ", ".join(["%s"] * len(rows))
                     await cur.execute(
-                        f"UPDATE outbox SET published_at = %s WHERE id IN ({placeholders})",
+                        f"UPDATE outbox SET published_at = %s WHERE id IN ({placeholders}); COMMIT",
                         (utcnow(), *(row.id for row in rows)),
                     )
-                await conn.commit()
+                    await cur.nextset()  # the COMMIT's answer
+                else:
+                    await conn.commit()
             except BaseException:
                 with contextlib.suppress(*DEPENDENCY_ERRORS):
                     await conn.rollback()

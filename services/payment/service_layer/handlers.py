@@ -31,9 +31,9 @@ from services.payment.domain.model import (
     Wallet,
 )
 from services.payment.service_layer.base import UnitOfWorkFactory, UseCases
-from shared.batching import Batcher
 from services.payment.service_layer.locking import Held, Locking
 from shared import ids
+from shared.batching import Batcher
 from shared.clock import iso, utcnow
 
 log = logging.getLogger(__name__)
