@@ -12,6 +12,9 @@
    consumer's. Every payment must earn its points exactly once, or the
    run fails. CPU per process is sampled from /proc over the steady phase.
 2. Draining a backlog, with the services stopped: bench/outbox_drain.py.
+3. The HTTP floor: a bare ASGI app under the same uvicorn (bench/bare_asgi.py), loaded at
+   the same rates by the same client: the CPU per request any Python service pays here
+   before doing anything, beside the payment service's CPU per payment.
 """
 
 import argparse
@@ -290,7 +293,45 @@ async def measure_rate(
         "commit→published p50 ms": round(percentile(published, 50) * 1000, 1),
         "commit→published p99 ms": round(percentile(published, 99) * 1000, 1),
     }
-    return Measured(row, {"target rate/s": rate, **shares})
+    cpu_ms = {
+        f"{name} cpu ms/payment": per_request(share, load.rate)
+        for name, share in shares.items()
+        if name.startswith("payment")
+    }
+    return Measured(row, {"target rate/s": rate, **shares, **cpu_ms})
+
+
+async def http_floor(args: argparse.Namespace) -> list[dict]:
+    """CPU per request of a bare ASGI app under uvicorn (bench/bare_asgi.py), loaded as the
+    payment service was: what HTTP alone costs a Python service here, at each rate."""
+    port = ports("bare")["bare"]
+    url = f"http://127.0.0.1:{port}/health"
+    rows = []
+    with service_process("bench.bare_asgi", {"BARE_PORT": str(port)}, url) as process:
+        client = LeanClient("127.0.0.1", port, {}, args.connections)
+        try:
+            await steady_load([client], "floor-warm", 200, 2, args.users)
+            for rate in args.rates:
+                pids = {"server": process.pid, "load generator": os.getpid()}
+                cpu = CpuSample.begin(pids)
+                load = await steady_load([client], "floor", rate, args.seconds, args.users)
+                shares = cpu.end()
+                rows.append({
+                    "target rate/s": rate,
+                    "achieved rate/s": round(load.rate, 1),
+                    "bare server cpu ms/request": per_request(shares["server"], load.rate),
+                    "load generator cpu ms/request": per_request(
+                        shares["load generator"], load.rate
+                    ),
+                    "machine busy %": shares.get("machine busy %"),
+                })  # fmt: skip
+        finally:
+            await client.close()
+    return rows
+
+
+def per_request(percent_of_core: float, rate: float) -> float:
+    return round(percent_of_core * 10 / rate, 3)
 
 
 async def commit_to_points(run: Run, args: argparse.Namespace) -> list[Measured]:
@@ -378,6 +419,8 @@ async def main(args: argparse.Namespace) -> None:
             await drain(settings, PAYMENT_DB, args.backlog, relays, args.settle_seconds)
             for relays in (1, 2)
         ]
+        print("the HTTP floor: a bare ASGI app at the same rates ...\n", flush=True)
+        floor = await http_floor(args)
     finally:
         await delete_topics(bootstrap_servers, run)
     rows = [m.row for m in measured]
@@ -387,12 +430,20 @@ async def main(args: argparse.Namespace) -> None:
     print_table(cpu, list(dict.fromkeys(key for row in cpu for key in row)))
     print()
     print_table(drains, list(drains[0]))
+    print("\nThe HTTP floor (no framework, no work; the same uvicorn, client and rates):")
+    print_table(floor, list(floor[0]))
     print()
     for line in verdicts(rows, drains):
         print(line)
     path = write_json(
         "events",
-        {"commit_to_points": rows, "cpu": cpu, "drain": drains, "verdicts": verdicts(rows, drains)},
+        {
+            "commit_to_points": rows,
+            "cpu": cpu,
+            "drain": drains,
+            "http_floor": floor,
+            "verdicts": verdicts(rows, drains),
+        },
     )
     print(f"JSON: {path}")
 

@@ -4,8 +4,8 @@ It claims a batch of outbox rows (OutboxQueue.claim), sends it with an idempoten
 producer, and the rows are marked published in the same transaction that claimed them, so a
 crash between send and mark only means a redelivery, which consumers absorb by event_id.
 It wakes when its own process commits an event (from idle after a short linger, so
-commits close together share a batch; under load at once, with what came in during the
-last batch) and polls as a fallback. It has database connections of its own,
+commits close together share a batch; under load as soon as the last batch is done, but
+no more often than once a linger) and polls as a fallback. It has database connections of its own,
 so a busy service's queued requests never hold it up. While Kafka is down the outbox
 simply grows, and drains when Kafka is back.
 """
@@ -36,7 +36,7 @@ class RelayConfig:
     bootstrap_servers: str
     topics: list[TopicSpec]
     batch_size: int = 500
-    linger: float = 0.01  # after a wake-up, let more commits join the batch
+    linger: float = 0.01  # a woken relay waits this long for company; batches start this far apart
     poll_interval: float = 1.0
     retry_backoff: float = 1.0
     retention: timedelta = timedelta(hours=24)
@@ -66,10 +66,12 @@ class OutboxRelay(BackgroundLoop):
             self._producer = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self.stopping:
             # Cleared before the batch, not after: a commit announced while the batch runs
             # may have missed its SELECT, and must still wake the next round at once.
             self._wake.clear()
+            started = loop.time()
             try:
                 if await self.publish_batch() == self.config.batch_size:
                     continue  # more rows are waiting
@@ -80,7 +82,11 @@ class OutboxRelay(BackgroundLoop):
                 await self.pause(self.config.retry_backoff)
                 continue
             if self._wake.is_set():
-                continue  # commits came in during the batch: they have waited long enough
+                # Commits came in during the batch. Batches start at most once a linger:
+                # a longer batch is followed at once, a shorter one waits out the rest, so
+                # a steady load costs the relay at most 1/linger rounds a second.
+                await asyncio.sleep(max(0.0, started + self.config.linger - loop.time()))
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
                 # Woken from idle by a commit: a moment's wait lets the commits right behind
