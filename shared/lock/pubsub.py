@@ -151,10 +151,15 @@ class LockSubscriptions:
             self._reader = asyncio.create_task(self._read(), name="lock-pubsub-reader")
 
     async def _read(self) -> None:
+        lost = False
         while True:
             try:
+                if lost:
+                    await self._reconnect()
+                    lost = False
                 message = await self._pubsub.get_message(timeout=READ_TIMEOUT_SECONDS)
             except DEPENDENCY_ERRORS as exc:
+                lost = True
                 log.warning("lock pub/sub connection failed, reconnecting: %r", exc)
                 for entry in self._entries.values():
                     entry.signal.notify_all()  # let waiters retry instead of sleeping a full TTL
@@ -162,6 +167,17 @@ class LockSubscriptions:
                 continue
             if message is not None:
                 self._dispatch(message)
+
+    async def _reconnect(self) -> None:
+        """Connect again after a loss, under the commands' lock. A join's SUBSCRIBE may be
+        connecting at the same moment (a connection counts as connected before its
+        handshake is done), and a read beside that handshake takes its replies: asyncio's
+        "read() called while another coroutine is already waiting" failed the join and
+        killed this reader. Under the lock no join is half-way through connecting."""
+        async with self._commands:
+            conn = self._pubsub.connection
+            if conn is not None and not conn.is_connected:
+                await conn.connect()
 
     def _dispatch(self, message: dict) -> None:
         channel = message["channel"]
