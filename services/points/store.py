@@ -1,8 +1,9 @@
 """Points in MariaDB: an event's effect and its event_id are written in one transaction,
 alone (`apply`) or with the other events of a batch (`apply_batch`, group commit)."""
 
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,57 +34,16 @@ class PointsStore:
         the server stops at the first error, so a repeated event_id (a duplicate key on the
         first statement) stops it before anything else, and the transaction rolls back.
         """
-        async with self.pool.acquire() as conn, conn.cursor() as cur:
+        async with self._transaction() as cur:
             try:
-                now = utcnow()
-                earned = None
-                if event.event_type == PAYMENT_CANCELLED:  # only a reversal needs the earning
-                    await cur.execute(
-                        "SELECT delta FROM points_entries WHERE payment_id = %s AND kind = %s",
-                        (event.payment_id, EARN),
-                    )
-                    row = await cur.fetchone()
-                    earned = row[0] if row else None
-                kind, delta = change_for(event, self.rate, earned)
-                statements = [
-                    mogrify(
-                        cur,
-                        "INSERT INTO processed_events (event_id, event_type, processed_at)"
-                        " VALUES (%s, %s, %s)",
-                        (event.event_id, event.event_type, now),
-                    ),
-                    mogrify(
-                        cur,
-                        "INSERT INTO points_entries"
-                        " (user_id, payment_id, event_id, kind, delta, created_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s)",
-                        (event.user_id, event.payment_id, event.event_id, kind, delta, now),
-                    ),
-                    mogrify(
-                        cur,
-                        "INSERT INTO points_accounts (user_id, balance, updated_at)"
-                        " VALUES (%s, %s, %s)"
-                        " ON DUPLICATE KEY UPDATE balance = balance + %s, updated_at = %s",
-                        (event.user_id, delta, now, delta, now),
-                    ),
-                    "COMMIT",
-                ]
-                try:
-                    await cur.execute(";\n".join(statements))  # raises the first one's error
-                except pymysql.err.IntegrityError as exc:
-                    if exc.args[0] != DUPLICATE_KEY:
-                        raise
-                    await conn.rollback()
-                    return False  # this event_id was applied before
-                for _ in statements[1:]:
-                    await cur.nextset()  # raises a later statement's error
-                return True
-            except BaseException:
-                try:
-                    await conn.rollback()
-                except DEPENDENCY_ERRORS:
-                    conn.close()  # broken: the pool must not hand it out again
-                raise
+                await self._send(cur, [event])
+            except pymysql.err.IntegrityError as exc:
+                if exc.args[0] != DUPLICATE_KEY:
+                    raise
+                await cur.connection.rollback()
+                return False  # this event_id was applied before
+            await self._results(cur)
+            return True
 
     async def apply_batch(self, _key: str, events: list[PaymentEvent]) -> list[bool | Exception]:
         """Apply the events in one transaction: one round trip and one commit for all.
@@ -95,7 +55,9 @@ class PointsStore:
         if len(events) == 1:
             return [await self.apply(events[0])]
         try:
-            await self._apply_together(events)
+            async with self._transaction() as cur:
+                await self._send(cur, events)
+                await self._results(cur)
         except Exception as failure:  # noqa: BLE001 - each event is applied alone instead
             if is_outage(failure):
                 return [failure] * len(events)
@@ -108,23 +70,31 @@ class PointsStore:
         except Exception as failure:  # noqa: BLE001 - this event's answer, not the others'
             return failure
 
-    async def _apply_together(self, events: list[PaymentEvent]) -> None:
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiomysql.Cursor]:
+        """A cursor whose transaction is rolled back if the block raises."""
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             try:
-                now = utcnow()
-                earned = await self._earned(cur, events)
-                changes = [change_for(e, self.rate, earned.get(e.payment_id)) for e in events]
-                await cur.execute(";\n".join([
-                    *self._batch_writes(cur, events, changes, now), "COMMIT"
-                ]))  # fmt: skip
-                for _ in range(3):
-                    await cur.nextset()  # raises a later statement's error
+                yield cur
             except BaseException:
                 try:
                     await conn.rollback()
                 except DEPENDENCY_ERRORS:
                     conn.close()  # broken: the pool must not hand it out again
                 raise
+
+    async def _send(self, cur: aiomysql.Cursor, events: list[PaymentEvent]) -> None:
+        """The events' writes and the COMMIT, in one query; raises the first statement's
+        error (a repeated event_id fails the first)."""
+        now = utcnow()
+        earned = await self._earned(cur, events)
+        changes = [change_for(e, self.rate, earned.get(e.payment_id)) for e in events]
+        await cur.execute(";\n".join([*self._writes(cur, events, changes, now), "COMMIT"]))
+
+    @staticmethod
+    async def _results(cur: aiomysql.Cursor) -> None:
+        for _ in range(3):
+            await cur.nextset()  # raises a later statement's error (the COMMIT not run)
 
     async def _earned(self, cur: aiomysql.Cursor, events: list[PaymentEvent]) -> dict[str, int]:
         """What the completions of the batch's cancelled payments earned (one query); a
@@ -141,14 +111,14 @@ class PointsStore:
         return {payment_id: delta for payment_id, delta in await cur.fetchall()}
 
     @staticmethod
-    def _batch_writes(
+    def _writes(
         cur: aiomysql.Cursor,
         events: list[PaymentEvent],
         changes: list[tuple[str, int]],
         now: datetime,
     ) -> list[str]:
-        """The three multi-row statements of a batch; an account changed by several events
-        gets their sum in one row."""
+        """The three statements, a row per event in the first two; an account changed by
+        several events gets their sum in one row."""
         per_user: Counter[str] = Counter()
         for event, (_, delta) in zip(events, changes, strict=True):
             per_user[event.user_id] += delta

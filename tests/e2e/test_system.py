@@ -99,6 +99,7 @@ CONTRACT_METRICS = {
     "points": {
         "kafka_consumergroup_lag": {"consumergroup", "topic", "partition"},
         "mockpay_points_events_total": {"outcome"},
+        "mockpay_points_batch_size_bucket": {"le"},
         "mockpay_dead_letters": set(),
     },
     "bank": {},

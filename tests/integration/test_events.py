@@ -227,15 +227,7 @@ async def test_poison_is_tried_four_times_then_replay_from_the_dlt_applies_it(
     topics, points_service, points
 ):
     user = f"u-{uuid.uuid4().hex[:12]}"
-    trigger = f"refuse_{user.replace('-', '_')}"
-    async with points.acquire() as conn, conn.cursor() as cur:
-        # A rule the database enforces and that no retry passes, until an operator lifts it.
-        await cur.execute(
-            f"CREATE TRIGGER {trigger} BEFORE INSERT ON points_entries FOR EACH ROW"
-            f" IF NEW.user_id = '{user}' THEN"
-            " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'points are frozen for this user';"
-            " END IF"
-        )
+    trigger = await _freeze(points, user)
     try:
         await _send_completed(topics, user, 2_000)
 
@@ -244,8 +236,7 @@ async def test_poison_is_tried_four_times_then_replay_from_the_dlt_applies_it(
 
         await eventually(dead_lettered)
     finally:
-        async with points.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        await _drop_trigger(points, trigger)
     [record] = [r for r in await dead_letters(topics) if r.key == user.encode()]
     headers = read_headers(list(record.headers))
     assert headers["attempts"] == "4"
@@ -274,14 +265,7 @@ async def test_events_behind_a_poison_event_are_applied_while_it_waits_for_its_r
     dead letter, and it is applied once the database lets it through."""
     topics = Topics.unique()
     user = f"u-{uuid.uuid4().hex[:12]}"
-    trigger = f"refuse_{user.replace('-', '_')}"
-    async with points.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            f"CREATE TRIGGER {trigger} BEFORE INSERT ON points_entries FOR EACH ROW"
-            f" IF NEW.user_id = '{user}' THEN"
-            " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'points are frozen for this user';"
-            " END IF"
-        )
+    trigger = await _freeze(points, user)
     try:
         with points_process(topics, POINTS_RETRY_BACKOFF_SECONDS="10"):
             await _send_completed(topics, user, 2_000)
@@ -306,6 +290,20 @@ async def test_events_behind_a_poison_event_are_applied_while_it_waits_for_its_r
         if trigger:
             await _drop_trigger(points, trigger)
     assert await points_of(points, behind) == {other: 3 for other in behind}
+
+
+async def _freeze(points, user: str) -> str:
+    """A rule the database enforces and that no retry passes, until an operator lifts it
+    (drops the trigger, whose name this returns)."""
+    trigger = f"refuse_{user.replace('-', '_')}"
+    async with points.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            f"CREATE TRIGGER {trigger} BEFORE INSERT ON points_entries FOR EACH ROW"
+            f" IF NEW.user_id = '{user}' THEN"
+            " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'points are frozen for this user';"
+            " END IF"
+        )
+    return trigger
 
 
 async def _drop_trigger(points, trigger: str) -> None:
