@@ -5,8 +5,8 @@ producer, and the rows are marked published in the same transaction that claimed
 crash between send and mark only means a redelivery, which consumers absorb by event_id.
 It wakes when its own process commits an event (from idle after a short linger, so
 commits close together share a batch; under load as soon as the last batch is done, but
-no more often than once a linger) and polls as a fallback. It has database connections of its own,
-so a busy service's queued requests never hold it up. While Kafka is down the outbox
+no more often than once a linger) and polls as a fallback. It has database connections of
+its own, so a busy service's queued requests never hold it up. While Kafka is down the outbox
 simply grows, and drains when Kafka is back.
 """
 

@@ -13,13 +13,21 @@ import aiomysql
 import orjson
 import pytest
 
-from services.payment.adapters.outbox import OutboxQueue, OutboxRow, create_relay_pool
+from services.payment.adapters.outbox import (
+    INSERT,
+    OutboxQueue,
+    OutboxRow,
+    create_relay_pool,
+    insert_values,
+)
 from services.payment.bootstrap import MIGRATIONS, build_relay
 from services.payment.relay import OutboxRelay
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.breaker import BreakerConfig
+from shared.clock import utcnow
 from shared.kafka import ensure_topics, event_topics
+from testkit.events import completed_event
 from testkit.waiting import eventually
 from tests.integration.bank_harness import running_bank
 from tests.integration.events_harness import Topics
@@ -141,6 +149,27 @@ async def test_a_relay_holding_its_claim_does_not_hold_up_the_other(backlog):
         settings.kafka_bootstrap_servers, outbox.topic, settings.kafka_topic_partitions
     )
     assert set(in_log) == set(outbox.written) and max(in_log.values()) == 1
+
+
+async def test_a_relay_holding_its_claim_does_not_hold_up_new_outbox_rows(backlog):
+    """The relay's sessions are READ COMMITTED (create_relay_pool): its claim locks the rows
+    it took and nothing around them. Under REPEATABLE READ the claim's next-key locks cover
+    the gap after its last row, and every payment's outbox insert waits for the relay's
+    Kafka send."""
+    settings, outbox = backlog
+    await outbox.write(20)
+    async with replica_relay(settings) as stuck:
+        with contextlib.suppress(HeldBack):
+            async with stuck.outbox.claim(BACKLOG) as held:
+                assert held
+                now = utcnow()
+                row = insert_values(outbox.topic, completed_event(now, "ha", "user-new"), now)
+                async with outbox.pool.acquire() as conn, conn.cursor() as cur:
+                    await cur.execute("SET SESSION innodb_lock_wait_timeout = 2")
+                    await cur.execute(INSERT, row)  # a lock wait timeout if gaps were locked
+                    await conn.commit()
+                raise HeldBack
+    assert await outbox.unpublished() == 21
 
 
 NO_TRIP = BreakerConfig(window_size=100, minimum_calls=100)

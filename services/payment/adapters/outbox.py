@@ -78,6 +78,9 @@ class OutboxRow:
         return headers
 
 
+READ_COMMITTED = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+
 async def create_relay_pool(
     settings: ServiceSettings, database: str, maxsize: int
 ) -> aiomysql.Pool:
@@ -88,9 +91,6 @@ async def create_relay_pool(
     return await db.create_pool(
         settings, database, init_command=READ_COMMITTED, maxsize=maxsize, multi_statements=True
     )
-
-
-READ_COMMITTED = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
 
 class OutboxQueue:
