@@ -38,7 +38,7 @@ def event(kind: str, user: str, payment_id: str, amount: int) -> PaymentEvent:
     return PaymentEvent(str(uuid.uuid4()), kind, iso(utcnow()), payment_id, "o", user, amount)
 
 
-async def state(pool: aiomysql.Pool, user: str, *event_ids: str) -> tuple[object, ...]:
+async def state(pool: aiomysql.Pool, user: str, *event_ids: str) -> tuple[int, int, int]:
     [(balance,)] = await query(
         pool, "SELECT COALESCE(SUM(balance), 0) FROM points_accounts WHERE user_id = %s", user
     )
@@ -48,7 +48,7 @@ async def state(pool: aiomysql.Pool, user: str, *event_ids: str) -> tuple[object
         marks += await query(
             pool, "SELECT event_id FROM processed_events WHERE event_id = %s", event_id
         )
-    return int(balance), entries, len(marks)
+    return int(balance), int(entries), len(marks)
 
 
 async def test_an_event_applies_once_and_its_cancel_takes_back_what_it_earned(pool):
