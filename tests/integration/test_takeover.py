@@ -9,7 +9,7 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -35,16 +35,6 @@ from tests.integration.takeover_harness import (
 pytestmark = pytest.mark.integration
 
 SESSION_TTL = 0.6
-
-
-@pytest.fixture(scope="module")
-def lock_nodes(tmp_path_factory) -> Iterator[LockNodes]:
-    servers = LockNodes(tmp_path_factory.mktemp("takeover-nodes"))
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
 
 
 @pytest.fixture(params=["one node", "three nodes"])
