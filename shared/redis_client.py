@@ -14,7 +14,9 @@
   their own token).
 - Lua scripts run over one pipelined connection of their own (shared/redis_scripts.py),
   with the same timeout and the same retries as the client's other commands, unless
-  REDIS_PIPELINED_SCRIPTS=false.
+  REDIS_PIPELINED_SCRIPTS=false. A client built `scripts_with=` another sends its scripts
+  over that one's connection (its retries stay its own): scripts of both that a request
+  sends in one loop turn share a system call and a reply.
 """
 
 from typing import Any
@@ -37,7 +39,12 @@ __all__ = [
 ]
 
 
-def _client(settings: ServiceSettings, retry: Retry, max_connections: int | None) -> Redis:
+def _client(
+    settings: ServiceSettings,
+    retry: Retry,
+    max_connections: int | None,
+    scripts_with: Redis | None = None,
+) -> Redis:
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=max_connections or settings.redis_pool_max,
@@ -50,6 +57,13 @@ def _client(settings: ServiceSettings, retry: Retry, max_connections: int | None
     )
     if not settings.redis_pipelined_scripts:
         return Redis(connection_pool=pool)
+    if isinstance(scripts_with, PipelinedRedis):
+        return PipelinedRedis(
+            pipeline=scripts_with.script_pipeline,
+            script_retry=_script_retry(retry),
+            owns_pipeline=False,  # the client it borrows from closes it
+            connection_pool=pool,
+        )
     return with_pipelined_scripts(
         settings.redis_url,
         settings.redis_socket_timeout_seconds,
@@ -66,9 +80,13 @@ def with_pipelined_scripts(
     retried as `retry` says."""
     return PipelinedRedis(
         pipeline=ScriptPipeline(url, timeout, connect_timeout),
-        script_retry=retry if retry.get_retries() > 0 else None,
+        script_retry=_script_retry(retry),
         **redis_options,
     )
+
+
+def _script_retry(retry: Retry) -> Retry | None:
+    return retry if retry.get_retries() > 0 else None
 
 
 def create_redis(settings: ServiceSettings, max_connections: int | None = None) -> Redis:
@@ -89,12 +107,15 @@ def create_session_connection(settings: ServiceSettings) -> Redis:
     )
 
 
-def create_retrying_redis(settings: ServiceSettings, max_connections: int | None = None) -> Redis:
-    """A client for commands that are safe to repeat: retried on connection errors."""
+def create_retrying_redis(
+    settings: ServiceSettings, max_connections: int | None = None, scripts_with: Redis | None = None
+) -> Redis:
+    """A client for commands that are safe to repeat: retried on connection errors; its
+    scripts go over `scripts_with`'s connection when given."""
     retry = Retry(
         ExponentialBackoff(cap=settings.redis_retry_backoff_max_seconds,
                            base=settings.redis_retry_backoff_seconds),
         settings.redis_retries,
         supported_errors=(RedisConnectionError, RedisTimeoutError),
     )  # fmt: skip
-    return _client(settings, retry, max_connections)
+    return _client(settings, retry, max_connections, scripts_with)

@@ -277,15 +277,24 @@ async def _retrying(error: Exception) -> None:
 class PipelinedRedis(Redis):
     """redis-py's client whose registered scripts run over a ScriptPipeline."""
 
-    def __init__(self, *, pipeline: ScriptPipeline, script_retry: Retry | None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        pipeline: ScriptPipeline,
+        script_retry: Retry | None,
+        owns_pipeline: bool = True,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.script_pipeline = pipeline
         self.script_retry = script_retry
+        self.owns_pipeline = owns_pipeline  # False: another client's, which closes it
 
     def register_script(self, script: str | bytes) -> PipelinedScript:  # type: ignore[override]
         source = script.decode() if isinstance(script, bytes) else script
         return PipelinedScript(self.script_pipeline, source, self.script_retry, owner=self)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        await self.script_pipeline.close()
+        if self.owns_pipeline:
+            await self.script_pipeline.close()
         await super().aclose(close_connection_pool)

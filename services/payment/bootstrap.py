@@ -108,6 +108,7 @@ async def open_store(
             ),
             counters=lock_counters(metrics),
             release_retry=settings.lock_release_retry_seconds,
+            release_behind=settings.lock_release_behind,
         )
     )
 
@@ -259,7 +260,9 @@ async def bootstrap(
         service.conflict_retries = settings.lock_conflict_retries
         stack.push_async_callback(service.close)
         # Idempotency scripts are safe to repeat: their client retries on connection errors.
-        retrying_redis = create_retrying_redis(settings)
+        # They share the lock's connection: a payment's lock release and its idempotency
+        # record go to Redis in one write (LOCK_RELEASE_BEHIND).
+        retrying_redis = create_retrying_redis(settings, scripts_with=store.redis)
         stack.push_async_callback(retrying_redis.aclose)
         parts = Components(
             settings=settings,
@@ -311,6 +314,7 @@ def build_relay(settings: PaymentSettings, pool: aiomysql.Pool) -> OutboxRelay:
         topics=event_topics(settings),
         batch_size=settings.outbox_batch_size,
         linger=settings.outbox_linger_ms / 1000,
+        interval=settings.outbox_interval_ms / 1000,
         poll_interval=settings.outbox_poll_interval_seconds,
         retry_backoff=settings.outbox_retry_backoff_seconds,
         retention=timedelta(hours=settings.outbox_retention_hours),

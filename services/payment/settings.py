@@ -44,6 +44,9 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     # A hold's last release that missed a lock node (down, too slow) is run again on that
     # node this often until it answers or the hold's lease has run out (shared/lock/janitor.py).
     lock_release_retry_seconds: float = 1.0
+    # A payment is answered without waiting for its lock's release, which runs on in the
+    # background and goes to Redis with the payment's idempotency record (shared/lock/client.py).
+    lock_release_behind: bool = True
     # Each payment process's session (shared/session.py): a key refreshed every third of
     # this; a process paused or cut off longer is taken over, a killed one at once.
     payment_instance_ttl_seconds: float = 2.0
@@ -71,7 +74,8 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     outbox_relay_enabled: bool = True
     outbox_relay_connections: int = 2  # its own pool: never queued behind payment traffic
     outbox_batch_size: int = 500
-    outbox_linger_ms: float = 10.0
+    outbox_linger_ms: float = 10.0  # a relay woken from idle waits this long for company
+    outbox_interval_ms: float = 50.0  # under steady load, batches start at least this far apart
     outbox_poll_interval_seconds: float = 1.0
     outbox_retry_backoff_seconds: float = 1.0
     outbox_retention_hours: float = 24.0

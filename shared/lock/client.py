@@ -21,6 +21,12 @@
   instead of waiting for its lease.
 - Each hold has an owner id of its own; a last release that misses a node is run there
   again by the janitor until the node answers (`janitor.py`).
+- With `release_behind=True` a queued hold's block returns as soon as it ends, and the
+  release (or the hand-over to the next task in line) runs on in the background. This
+  process's next holder of the lock still waits for it (the local queue's head is left
+  only when the release is done), other processes wait for Redis as always, and
+  `close()` waits for the releases in flight. The caller's next command, sent in the same
+  loop turn, shares the release's system call and reply.
 """
 
 import asyncio
@@ -176,6 +182,7 @@ class LockService:
         takeover: Takeover | None = None,
         counters: LockCounters | None = None,
         release_retry: float = 1.0,
+        release_behind: bool = False,
     ) -> None:
         self.watchdog_timeout = watchdog_timeout
         self.takeover = takeover
@@ -197,6 +204,8 @@ class LockService:
         self.leases: Leases = {}
         self._queue: LocalQueue[Lease] = LocalQueue()
         self.janitor = Janitor(self.scripts.drop, release_retry, self.counters.release_missed)
+        self.release_behind = release_behind
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def lock(self, name: str) -> "RedisLock":
         return RedisLock(
@@ -263,10 +272,31 @@ class LockService:
                 if lease is None:
                     raise LockTimeout(f"lock {lock.name!r} not acquired within {wait_time}s")
             yield lease
-        finally:
+        except BaseException:
             await _finish(leave(lease))
+            raise
+        if not self.release_behind:
+            await _finish(leave(lease))
+            return
+        # This task may take the lock again at once: from now on it is not the holder.
+        lock.forget(lease)
+        self._behind(lock.name, leave(lease))
+
+    def _behind(self, name: str, release: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await release
+            except DEPENDENCY_ERRORS as exc:
+                # Its lease runs out by itself; a node that missed it is the janitor's.
+                log.warning("lock %r: not released (%r)", name, exc)
+
+        task = asyncio.ensure_future(run())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def close(self) -> None:
+        while self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
         await self.janitor.close()
         await self.subscriptions.close()
         await self.scripts.close()
@@ -497,7 +527,7 @@ class RedisLock:
             lease.holds -= 1
             await self._release(lease)
             return None
-        self._forget(lease)
+        self.forget(lease)
         if successor is not None:
             started = time.monotonic()
             try:
@@ -543,12 +573,13 @@ class RedisLock:
             lease.holds -= 1
             released = await self._release(lease)
         else:
-            self._forget(lease)
+            self.forget(lease)
             released = await self._finish(lease)
         if released == -1:
             raise LockNotOwnedError(f"lock {self.name!r} is not held by this task")
 
-    def _forget(self, lease: Lease) -> None:
+    def forget(self, lease: Lease) -> None:
+        """The lease is no longer the current task's (its release may still be in flight)."""
         # The flag stops the watchdog even when the cancel is lost (see set_within).
         lease.released.set()
         if lease.watchdog is not None:

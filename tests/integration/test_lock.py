@@ -27,10 +27,17 @@ async def numsub(redis: Redis, channel: str) -> int:
     return int(count)
 
 
-@pytest.mark.parametrize("local_queue", [True, False])
-async def test_lock_excludes_concurrent_holders_across_processes(redis, local_queue):
+@pytest.mark.parametrize(
+    ("local_queue", "release_behind"), [(True, False), (False, False), (True, True)]
+)
+async def test_lock_excludes_concurrent_holders_across_processes(
+    redis, local_queue, release_behind
+):
     prefix = f"test-lock:{time.time_ns()}:"
-    processes = [LockService(redis, prefix=prefix, local_queue=local_queue) for _ in range(3)]
+    processes = [
+        LockService(redis, prefix=prefix, local_queue=local_queue, release_behind=release_behind)
+        for _ in range(3)
+    ]
     counter = f"{prefix}counter"
     await redis.set(counter, 0)
 
@@ -41,10 +48,45 @@ async def test_lock_excludes_concurrent_holders_across_processes(redis, local_qu
             await redis.set(counter, value + 1)
 
     await asyncio.gather(*(increment(processes[i % 3]) for i in range(90)))
+    for locks in processes:
+        await locks.close()  # with release_behind: waits for the releases in flight
     assert int(await redis.get(counter)) == 90
     assert await numsub(redis, processes[0].lock("shared").channel) == 0
-    for locks in processes:
-        await locks.close()
+    assert not await processes[0].lock("shared").is_locked()
+
+
+async def test_a_release_behind_frees_the_caller_and_still_orders_the_next_holders(redis):
+    """Redis holds every write back (CLIENT PAUSE WRITE): the block ends, its caller goes
+    on, and the lock is still held; the same task taking the lock again, and another
+    process, both wait for the release, and close() waits for it too."""
+    locks = service(redis, release_behind=True)
+    other = LockService(redis, prefix=locks.prefix)
+    lock = locks.lock("behind")
+    async with locks.hold("behind", wait_time=5) as held:
+        await redis.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+    try:
+        # Returned while Redis holds the release: the lease is no longer this task's.
+        assert lock.held_by_current_task() is None
+        assert len(locks._releasing) == 1
+        assert await lock.is_locked()  # reads still go through
+        again = asyncio.ensure_future(_hold_once(locks, "behind"))
+        elsewhere = asyncio.ensure_future(_hold_once(other, "behind"))
+        done, _ = await asyncio.wait({again, elsewhere}, timeout=0.5)
+        assert not done, "a holder got a lock whose release had not reached Redis"
+    finally:
+        await redis.execute_command("CLIENT", "UNPAUSE")
+    tokens = await asyncio.gather(again, elsewhere)
+    assert min(tokens) > held.token and len(set(tokens)) == 2
+    await locks.close()
+    assert not locks._releasing
+    assert not await lock.is_locked()
+    await other.close()
+
+
+async def _hold_once(locks: LockService, name: str) -> int:
+    async with locks.hold(name, wait_time=30) as lease:
+        assert lease.token is not None
+        return lease.token
 
 
 async def test_same_task_reenters_and_keeps_its_fencing_token(redis):

@@ -58,6 +58,31 @@ async def test_the_clients_scripts_are_pipelined_and_write_to_the_urls_database(
         await client.aclose()
 
 
+async def test_a_client_built_scripts_with_another_shares_its_connection_not_its_retries():
+    settings = ServiceSettings()
+    owner = create_redis(settings)
+    borrower = create_retrying_redis(settings, scripts_with=owner)
+    key = f"scripts-test:{uuid.uuid4().hex}"
+    try:
+        assert isinstance(owner, PipelinedRedis) and isinstance(borrower, PipelinedRedis)
+        assert borrower.script_pipeline is owner.script_pipeline
+        assert owner.script_retry is None and borrower.script_retry is not None
+        mine, theirs = owner.register_script(INCR), borrower.register_script(INCR)
+        # Sent in one loop turn: one write, both replies in order, one connection.
+        assert await asyncio.gather(mine(keys=[key], args=[1]), theirs(keys=[key], args=[2])) == [
+            1,
+            3,
+        ]
+        connection = owner.script_pipeline._connection
+        await borrower.aclose()  # not the owner: the connection stays open
+        assert connection is not None and not connection.lost
+        assert owner.script_pipeline._connection is connection
+        assert await mine(keys=[key], args=[1]) == 4
+    finally:
+        await owner.delete(key)
+        await owner.aclose()
+
+
 async def test_switched_off_the_client_is_redis_pys_own():
     client = create_redis(ServiceSettings(redis_pipelined_scripts=False))
     try:

@@ -76,7 +76,7 @@ async def test_a_released_lock_stops_its_watchdog_though_the_cancel_is_lost():
     lease = Lease("w", "owner", token=1, lease_ms=30)
     lease.watchdog = Deferred(0.0, lambda: lock._watch(lease), name="watchdog:w")
     await scripts.renew.in_flight.wait()
-    lock._forget(lease)  # released while a renewal is sent
+    lock.forget(lease)  # released while a renewal is sent
     assert lease.watchdog.task is not None
     done, _ = await asyncio.wait([lease.watchdog.task], timeout=DEADLINE_SECONDS)
     lease.watchdog.task.cancel()  # a failing run ends here: the second cancel reaches it

@@ -66,3 +66,18 @@ async def test_a_kafka_error_is_retried_after_the_backoff() -> None:
     relay = ScriptedRelay([fail, lambda _: 0], retry_backoff=0.01)
     await run_script(relay)
     assert relay.calls == 2
+
+
+async def test_under_steady_load_batches_start_an_interval_apart() -> None:
+    """Every batch sees a commit come in: the next starts once the interval since the last
+    start is over, not at once (a slow machine only makes the gaps longer)."""
+    starts: list[float] = []
+
+    def busy(relay: OutboxRelay) -> int:
+        starts.append(asyncio.get_running_loop().time())
+        return announce_commit(relay)
+
+    relay = ScriptedRelay([busy] * 4, interval=0.05, linger=0.0)
+    await run_script(relay)
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert len(gaps) == 3 and min(gaps) >= 0.05
