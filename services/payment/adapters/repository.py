@@ -247,6 +247,7 @@ class MySqlPayments(PaymentRepository):
             _PAYMENT_ROW,
             [_payment_values(p) for p in payments],
             on_duplicate=taken,
+            duplicate_key="payments_order_id",
         )
 
     async def mark_cancelled(self, payment: Payment) -> None:

@@ -2,22 +2,31 @@
 
 A payment writes four statements (its row, the balance, the ledger entry, the outbox event);
 sent one by one they cost four round trips and, in this asyncio client, about a fifth of the
-payment service's CPU per payment. The repositories queue their writes here; the unit of
-work sends them, and the COMMIT after them, as one multi-statement query (the connection
-must allow multi-statements). The server runs the statements in order and stops at the
-first error, so every check a write needs happens inside the query, before the COMMIT:
+payment service's CPU per payment. The repositories queue their writes here, and the unit
+of work sends them with the COMMIT after them as one compound statement:
 
-- an insert that hits a unique key fails by itself;
-- a compare-and-set (`must_change_one`) is followed by a compound statement that signals an
-  error when the statement before it changed no row (`ROW_COUNT()`), see CHECK_CHANGED_ONE.
+    BEGIN NOT ATOMIC <write>; <write>; IF ROW_COUNT() <> 1 THEN SIGNAL ...; END IF; COMMIT; END
 
-The client then raises the queued error of the statement that failed; the COMMIT was not
-run, and the unit of work rolls the transaction back.
+One statement has one answer. Sent as a multi-statement query instead, each statement
+answers on its own, and reading six answers cost the client 210 µs of CPU against 80 µs for
+the compound statement, and the server 320 µs against 240 µs (same writes, same machine).
+The server runs the block's statements in order and stops at the first error, so every
+check a write needs happens inside it, before the COMMIT:
+
+- an insert that hits a unique key fails by itself; the error names the key, which says
+  which write it was (`duplicate_key`);
+- a compare-and-set (`must_change_one`) is followed by a check that signals NO_ROW_CHANGED,
+  with the write's number in its message, when the statement changed no row.
+
+The client then raises the queued error of the write that failed; the COMMIT was not run
+(NOT ATOMIC: the writes before it stay in the open transaction), and the unit of work rolls
+the transaction back.
 
 Parameters are escaped by the client, exactly as `cursor.execute(sql, args)` would
 (shared.sql.mogrify, which costs less).
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,20 +36,23 @@ from aiomysql import Cursor
 from shared.db import DUPLICATE_KEY
 from shared.sql import mogrify
 
-NO_ROW_CHANGED = 30001  # what CHECK_CHANGED_ONE signals (user errors may use 1-65535)
-CHECK_CHANGED_ONE = (
-    "BEGIN NOT ATOMIC IF ROW_COUNT() <> 1 THEN SIGNAL SQLSTATE '45000'"
-    f" SET MYSQL_ERRNO = {NO_ROW_CHANGED}, MESSAGE_TEXT = 'compare-and-set changed no row';"
-    " END IF; END"
-)
+NO_ROW_CHANGED = 30001  # what a missed compare-and-set signals (user errors may use 1-65535)
+_MISSED = re.compile(r"^write (\d+) changed no row$")
+
+
+def _check_changed_one(index: int) -> str:
+    return (
+        f"IF ROW_COUNT() <> 1 THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {NO_ROW_CHANGED},"
+        f" MESSAGE_TEXT = 'write {index} changed no row'; END IF"
+    )
 
 
 @dataclass(frozen=True)
 class Write:
     sql: str
     must_change_one: Exception | None = None  # raised if the statement changed no row
-    on_duplicate: Exception | None = None  # raised if it hit a unique key
-    on_no_change: Exception | None = None  # raised if it signals NO_ROW_CHANGED
+    on_duplicate: Exception | None = None  # raised if it hit the unique key `duplicate_key`
+    duplicate_key: str | None = None
 
 
 class Writes:
@@ -58,9 +70,8 @@ class Writes:
         args: Sequence[object],
         *,
         must_change_one: Exception | None = None,
-        on_duplicate: Exception | None = None,
     ) -> None:
-        self.pending.append(Write(mogrify(self.cur, sql, args), must_change_one, on_duplicate))
+        self.pending.append(Write(mogrify(self.cur, sql, args), must_change_one))
 
     def add_rows(
         self,
@@ -69,53 +80,62 @@ class Writes:
         rows: Sequence[Sequence[object]],
         *,
         on_duplicate: Exception | None = None,
+        duplicate_key: str | None = None,
     ) -> None:
-        """One `head VALUES row, row, ...` insert for all `rows`."""
+        """One `head VALUES row, row, ...` insert for all `rows`; `on_duplicate` is raised
+        when it hits the unique key named `duplicate_key`."""
         values = ", ".join([mogrify(self.cur, row, args) for args in rows])
-        self.pending.append(Write(f"{head} VALUES {values}", None, on_duplicate))
+        self.pending.append(Write(f"{head} VALUES {values}", None, on_duplicate, duplicate_key))
 
     async def flush(self, commit: bool = False) -> None:
         """Send what is queued, with a COMMIT after it when `commit`; raise the queued error
-        of the first statement that failed (the COMMIT is then not run)."""
+        of the write that failed (the COMMIT is then not run)."""
         writes, self.pending = self.pending, []
         if not self.together:
             for write in writes:
-                await self._send([write])
+                await self._send(write.sql, writes)
+                if write.must_change_one is not None and self.cur.rowcount != 1:
+                    raise write.must_change_one
             if commit:
                 await self.cur.connection.commit()
             return
-        if commit:
-            writes = [*_checked(writes), Write("COMMIT")]
         if writes:
-            await self._send(writes)
+            await self._send(block(writes, commit), writes)
+        elif commit:
+            await self.cur.connection.commit()
 
-    async def _send(self, writes: list[Write]) -> None:
-        index = 0
-        refused: Exception | None = None
+    async def _send(self, sql: str, writes: list[Write]) -> None:
         try:
-            await self.cur.execute(";\n".join(write.sql for write in writes))
-            for index, write in enumerate(writes):
-                if index:
-                    await self.cur.nextset()
-                if refused is None and write.must_change_one and self.cur.rowcount != 1:
-                    refused = write.must_change_one  # read the other results first
+            await self.cur.execute(sql)
+            while await self.cur.nextset():
+                pass
         except pymysql.err.MySQLError as exc:
-            code = exc.args[0] if exc.args else None
-            failed = writes[index]
-            if code == DUPLICATE_KEY and failed.on_duplicate is not None:
-                raise failed.on_duplicate from exc
-            if code == NO_ROW_CHANGED and failed.on_no_change is not None:
-                raise failed.on_no_change from exc
-            raise
-        if refused is not None:
-            raise refused
+            meant = _meaning(exc, writes)
+            if meant is None:
+                raise
+            raise meant from exc
 
 
-def _checked(writes: list[Write]) -> list[Write]:
-    """Each compare-and-set followed by the check that stops the query when it missed."""
-    out = []
-    for write in writes:
-        out.append(write)
+def block(writes: list[Write], commit: bool) -> str:
+    """The writes as one compound statement, each compare-and-set checked, COMMIT last."""
+    parts = []
+    for index, write in enumerate(writes):
+        parts.append(write.sql)
         if write.must_change_one is not None:
-            out.append(Write(CHECK_CHANGED_ONE, on_no_change=write.must_change_one))
-    return out
+            parts.append(_check_changed_one(index))
+    if commit:
+        parts.append("COMMIT")
+    return f"BEGIN NOT ATOMIC {'; '.join(parts)}; END"
+
+
+def _meaning(exc: pymysql.err.MySQLError, writes: list[Write]) -> Exception | None:
+    """The queued error of the write that `exc` came from, None if it has none."""
+    code = exc.args[0] if exc.args else None
+    message = str(exc.args[1]) if len(exc.args) > 1 else ""
+    if code == NO_ROW_CHANGED and (missed := _MISSED.match(message)):
+        return writes[int(missed.group(1))].must_change_one
+    if code == DUPLICATE_KEY:
+        for write in writes:
+            if write.on_duplicate is not None and f"for key '{write.duplicate_key}'" in message:
+                return write.on_duplicate
+    return None
