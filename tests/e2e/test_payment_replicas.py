@@ -139,6 +139,15 @@ async def test_a_replica_killed_under_load_costs_no_client_error(replicas):
 
     eventually_blocking(replaced, 60, interval=0.2, message="payment-1 was not started again")
 
+    def answers() -> bool:
+        """Started is not yet serving: the tests after this one scrape it directly."""
+        try:
+            return httpx.get(f"{replicas.urls['payment-1']}/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    eventually_blocking(answers, 60, interval=0.2, message="payment-1 did not serve again")
+
 
 REPLICAS = ("payment-1", "payment-2")
 
