@@ -289,6 +289,8 @@ class LockService:
             except DEPENDENCY_ERRORS as exc:
                 # Its lease runs out by itself; a node that missed it is the janitor's.
                 log.warning("lock %r: not released (%r)", name, exc)
+            except Exception:  # no caller is left to raise it to
+                log.exception("lock %r: release failed", name)
 
         task = asyncio.ensure_future(run())
         self._releasing.add(task)

@@ -7,6 +7,8 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.lock import Lease, LockNotOwnedError, LockService, LockTimeout
+from shared.redis_client import create_redis
+from shared.settings import ServiceSettings
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -81,6 +83,21 @@ async def test_a_release_behind_frees_the_caller_and_still_orders_the_next_holde
     assert not locks._releasing
     assert not await lock.is_locked()
     await other.close()
+
+
+async def test_a_release_behind_that_fails_is_logged_not_raised(redis_server, caplog):
+    """Redis is killed (by pid) while the lock is held: the block still ends normally, the
+    release that runs behind it fails and says so, and close() returns."""
+    client = create_redis(ServiceSettings(redis_url=redis_server.url))
+    locks = LockService(client, prefix=f"test-lock:{time.time_ns()}:", release_behind=True)
+    try:
+        async with locks.hold("gone", wait_time=5):
+            await asyncio.to_thread(redis_server.kill)
+        await locks.close()
+        assert not locks._releasing
+        assert any("not released" in r.getMessage() for r in caplog.records)
+    finally:
+        await client.aclose()
 
 
 async def _hold_once(locks: LockService, name: str) -> int:

@@ -56,8 +56,9 @@ class Write:
 
 
 class Writes:
-    """`together=False` sends the statements one by one (a connection without
-    multi-statements); what raises, and when, is the same."""
+    """`together=False` sends the statements one by one, a round trip each, and the COMMIT
+    after them (the unit of work's `multi_statements=False`); what raises, and when, is the
+    same."""
 
     def __init__(self, cur: Cursor, together: bool = True) -> None:
         self.cur = cur
