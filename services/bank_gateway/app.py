@@ -52,6 +52,7 @@ def _on_bank_error(_: Request, exc: Exception) -> JsonResponse:
         return error_response(504, "BANK_TIMEOUT", f"{exc}; the outcome is unknown")
     if isinstance(exc, BankRejected):
         return error_response(exc.status, "BANK_REJECTED", f"{exc}: {exc.body}")
+    log.warning("bank call failed: %s", exc)
     return error_response(502, "BANK_ERROR", str(exc))
 
 
@@ -125,6 +126,12 @@ async def set_breaker_state(body: BreakerStateBody, bank: BankDep) -> JsonRespon
     return JsonResponse(bank.breaker.metrics())
 
 
+def bank_connector(settings: GatewaySettings) -> aiohttp.TCPConnector:
+    return aiohttp.TCPConnector(
+        limit=settings.bank_max_connections, keepalive_timeout=settings.bank_keepalive_seconds
+    )
+
+
 async def bank_answers(http: aiohttp.ClientSession) -> None:
     """Readiness: the bank answers its own health check with 200."""
     try:
@@ -145,7 +152,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             connect=settings.bank_connect_timeout_seconds,
             sock_read=settings.bank_read_timeout_seconds,
         )
-        connector = aiohttp.TCPConnector(limit=settings.bank_max_connections)
+        connector = bank_connector(settings)
         async with aiohttp.ClientSession(
             settings.bank_url, timeout=timeout, connector=connector
         ) as http:

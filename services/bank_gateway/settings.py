@@ -25,6 +25,10 @@ class GatewaySettings(BaseServiceSettings):
     bank_connect_timeout_seconds: float = 1.0
     bank_read_timeout_seconds: float = 3.0
     bank_max_connections: int = 100
+    # An idle connection to the bank is dropped after this. Below the bank's own keep-alive
+    # (the fake bank's uvicorn: 5 s), or a request can leave on a connection the bank is
+    # closing at that moment and fail as "server disconnected" (a 502 for a healthy bank).
+    bank_keepalive_seconds: float = 4.0
 
     # BREAKER_WINDOW_SIZE and the like: the part before the first "_" names the nested model.
     breaker: BreakerConfig = BreakerConfig()

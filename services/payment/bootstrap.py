@@ -224,7 +224,10 @@ async def bootstrap(
             httpx.AsyncClient(
                 base_url=settings.bank_gateway_url,
                 timeout=settings.bank_gateway_timeout_seconds,
-                limits=httpx.Limits(max_connections=settings.bank_gateway_max_connections),
+                limits=httpx.Limits(
+                    max_connections=settings.bank_gateway_max_connections,
+                    keepalive_expiry=settings.bank_gateway_keepalive_seconds,
+                ),
                 headers={
                     "Authorization": f"Bearer {settings.bank_gateway_token.get_secret_value()}"
                 },

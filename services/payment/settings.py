@@ -66,6 +66,9 @@ class PaymentSettings(ServiceSettings, ApiKeySettings):
     bank_gateway_token: SecretStr
     bank_gateway_timeout_seconds: float = 5.0  # above the gateway's own bank read timeout
     bank_gateway_max_connections: int = 100  # a call finding none free waits, up to the timeout
+    # An idle connection to the gateway is dropped after this: less than uvicorn's 5 s
+    # keep-alive, so the gateway never closes a connection this client is about to reuse.
+    bank_gateway_keepalive_seconds: float = 4.0
     charge_reconcile_interval_seconds: float = 2.0
     charge_reconcile_min_age_seconds: float = 10.0
     charge_reconcile_give_up_seconds: float = 120.0
