@@ -58,17 +58,14 @@ def _client(
     if not settings.redis_pipelined_scripts:
         return Redis(connection_pool=pool)
     if isinstance(scripts_with, PipelinedRedis):
-        return PipelinedRedis(
-            pipeline=scripts_with.script_pipeline,
-            script_retry=_script_retry(retry),
-            owns_pipeline=False,  # the client it borrows from closes it
-            connection_pool=pool,
-        )
-    return with_pipelined_scripts(
-        settings.redis_url,
-        settings.redis_socket_timeout_seconds,
-        settings.redis_socket_timeout_seconds,
-        retry,
+        pipeline, owned = scripts_with.script_pipeline, False  # the lender closes it
+    else:
+        timeout = settings.redis_socket_timeout_seconds
+        pipeline, owned = ScriptPipeline(settings.redis_url, timeout, timeout), True
+    return PipelinedRedis(
+        pipeline=pipeline,
+        script_retry=_script_retry(retry),
+        owns_pipeline=owned,
         connection_pool=pool,
     )
 
