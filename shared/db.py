@@ -27,7 +27,7 @@ class PoolTimeout(pymysql.err.OperationalError):
 
 
 class Pool(aiomysql.Pool):
-    """aiomysql's pool, with its lost wake-ups made harmless.
+    """aiomysql's pool, with its lost wake-ups made harmless and its common case made cheap.
 
     aiomysql 0.3.2 wakes a task waiting in acquire() only when a live connection comes
     back. One that comes back closed (broken by a server restart, or closed because it was
@@ -38,18 +38,52 @@ class Pool(aiomysql.Pool):
     as an outage, and the next acquire opens a new connection if there is room. Connections
     the server closed are dropped on acquire (aiomysql checks for EOF), so after a restart
     the next acquire opens a fresh one.
+
+    The common case, a free connection and nobody waiting, takes no lock and starts no task:
+    acquire checks just the connection it takes (aiomysql's way checks every free one, under
+    the pool's condition, inside a `wait_for` task), and a release with nobody waiting only
+    puts the connection back (aiomysql's starts a task to notify the condition). That was
+    two tasks and a scan of the free list per transaction, about 30 µs of CPU. Whenever a
+    task waits, both fall back to aiomysql's way, so a waiter is never overtaken.
     """
 
     acquire_timeout = 10.0
 
     async def _acquire(self) -> aiomysql.Connection:
+        conn = self._take_free()
+        if conn is not None:
+            return conn
         try:
             return await asyncio.wait_for(super()._acquire(), self.acquire_timeout)
         except TimeoutError as exc:
             message = f"no pooled connection came free in {self.acquire_timeout:g}s"
             raise PoolTimeout(2000, message) from exc
 
+    def _take_free(self) -> aiomysql.Connection | None:
+        """A free connection fit for use, if one is at hand and no task waits for one."""
+        if self._closing or self._cond._waiters or not self._free:
+            return None
+        conn = self._free.pop()  # the most recently used: its buffers are warm
+        reader = conn._reader
+        stale = self._recycle > -1 and self._loop.time() - conn.last_usage > self._recycle
+        if reader.at_eof() or reader.exception() or reader.eof_received or stale:
+            conn.close()  # as aiomysql's scan would; the slow path opens a new one
+            return None
+        self._used.add(conn)
+        return conn
+
     def release(self, conn: aiomysql.Connection) -> "asyncio.Future[Any]":
+        if self._closing or self._cond._waiters or conn.closed:
+            return self._release_and_wake(conn)
+        if conn not in self._used or conn.get_transaction_status():
+            return self._release_and_wake(conn)  # aiomysql's bookkeeping: close, forget
+        self._used.remove(conn)
+        self._free.append(conn)
+        done: asyncio.Future[Any] = self._loop.create_future()
+        done.set_result(None)  # aiomysql's release returns a future; nothing to wait for
+        return done
+
+    def _release_and_wake(self, conn: aiomysql.Connection) -> "asyncio.Future[Any]":
         done: asyncio.Future[Any] = super().release(conn)
         if conn.closed and not self._closing:
             done = self._loop.create_task(self._wakeup())
