@@ -10,7 +10,14 @@ the end. To compare two versions, run this from
 both checkouts at the same time (`git worktree add /tmp/old <commit>`): they share
 whatever else the machine is doing.
 
-    python -m bench.cpu_per_payment [--payments 2000] [--rounds 3] [--profile FILE]
+By default C clients pay as fast as answers come back (closed loop). With `--rate R` a
+payment starts every 1/R s whatever the answers take (open loop, as `make bench-events`
+sends them over HTTP): the same code, in the same process, without HTTP, at the load of
+a steady rate, where the process idles between payments instead of always having the
+next one ready. The two figures side by side separate what a payment costs from what
+serving a steady trickle of them costs.
+
+    python -m bench.cpu_per_payment [--payments 2000] [--rounds 3] [--rate R] [--profile FILE]
 """
 
 import argparse
@@ -80,24 +87,42 @@ class Payers:
         self.orders = 0
         self.statuses: Counter[int] = Counter()
 
-    async def pay(self, payments: int, clients: int) -> None:
+    async def pay(self, payments: int, clients: int, rate: float = 0.0) -> None:
+        """`payments` payments from `clients` closed-loop clients, or at `rate` a second."""
+        if rate:
+            await self._paced(payments, rate)
+            return
         left = payments
 
         async def client() -> None:
             nonlocal left
             while left > 0:
                 left -= 1
-                self.orders += 1
-                body = orjson.dumps(
-                    {
-                        "order_id": f"cpu-{self.tag}-{self.orders}",
-                        "user_id": f"cpu-{self.tag}-{random.randrange(self.wallets)}",
-                        "amount": random.randint(1, 1000),
-                    }
-                )
-                self.statuses[await call(self.app, body, self.authorization)] += 1
+                await self._one()
 
         await asyncio.gather(*(client() for _ in range(clients)))
+
+    async def _paced(self, payments: int, rate: float) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        tasks = []
+        for i in range(payments):
+            delay = started + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the schedule: open loop, as bench/events.py
+            tasks.append(asyncio.ensure_future(self._one()))
+        await asyncio.gather(*tasks)
+
+    async def _one(self) -> None:
+        self.orders += 1
+        body = orjson.dumps(
+            {
+                "order_id": f"cpu-{self.tag}-{self.orders}",
+                "user_id": f"cpu-{self.tag}-{random.randrange(self.wallets)}",
+                "amount": random.randint(1, 1000),
+            }
+        )
+        self.statuses[await call(self.app, body, self.authorization)] += 1
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -123,27 +148,33 @@ async def main(args: argparse.Namespace) -> None:
                 await service.credit(CreditWallet(f"cpu-{tag}-{n}", START_BALANCE, f"seed-{n}"))
             payers = Payers(app, f"Bearer {settings.api_keys()[0]}".encode(), tag, args.wallets)
             await payers.pay(args.payments // 2, args.clients)  # warm-up
+            load = f"{args.rate:g}/s" if args.rate else f"{args.clients} clients"
             for round_ in range(1, args.rounds + 1):
                 started = time.process_time()
-                await payers.pay(args.payments, args.clients)
+                await payers.pay(args.payments, args.clients, args.rate)
                 cpu_ms = round((time.process_time() - started) / args.payments * 1000, 3)
-                rows.append({"round": round_, "payments": args.payments, "cpu ms": cpu_ms})
+                rows.append(
+                    {"round": round_, "load": load, "payments": args.payments, "cpu ms": cpu_ms}
+                )
             if args.profile:
                 # CPU time, not wall time: a profile of wall time on a busy machine blames
                 # whatever call was running when the process lost its core (socket writes).
                 profile = cProfile.Profile(time.process_time)
                 profile.enable()
-                await payers.pay(args.payments, args.clients)
+                await payers.pay(args.payments, args.clients, args.rate)
                 profile.disable()
                 profile.dump_stats(args.profile)
             errors = {s: c for s, c in payers.statuses.items() if s != 201}
     finally:
         await execute(settings, f"DROP DATABASE IF EXISTS `{database}`")
         await delete_topics(settings.kafka_bootstrap_servers, [topic, f"{topic}.DLT"])
-    print(f"\nbench-cpu: {args.clients} clients over {args.wallets} wallets, in-process\n")
+    load = f"at {args.rate:g} payments/s" if args.rate else f"{args.clients} clients"
+    print(f"\nbench-cpu: {load} over {args.wallets} wallets, in-process\n")
     print_table(rows, list(rows[0]))
     print(f"\nmin {min(r['cpu ms'] for r in rows)} ms per payment; non-201 answers: {errors or 0}")
-    path = write_json(args.name, {"runs": rows, "errors": errors})
+    path = write_json(
+        args.name, {"rate": args.rate, "clients": args.clients, "runs": rows, "errors": errors}
+    )
     print(f"JSON: {path}")
 
 
@@ -160,7 +191,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--payments", type=int, default=2000, help="per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=64, help="closed-loop clients")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="payments a second, open loop (0: closed loop)"
+    )
     parser.add_argument("--wallets", type=int, default=1000)
     parser.add_argument("--profile", help="cProfile one more round into this file")
     parser.add_argument("--name", default="cpu", help="the JSON file: bench/results/NAME.json")
