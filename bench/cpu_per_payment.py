@@ -4,9 +4,9 @@ On a shared machine the CPU time of a process per payment moves by a fifth from 
 run (the other work slows every core), which hides cuts of a few percent. This measures
 what a cut changes and little else: the payment app (lifespan, pools, lock, idempotency,
 outbox relay) runs in this process and is called through raw ASGI (no HTTP server, no
-client library), C clients pay over W wallets, and the process's own CPU time
-(`time.process_time`) is divided by the payments. Its database and topics are dropped at
-the end. To compare two versions, run this from
+client library), C clients pay over W wallets, and the process's own CPU time (user and
+kernel, from `getrusage`; the kernel's share apart) is divided by the payments. Its
+database and topics are dropped at the end. To compare two versions, run this from
 both checkouts at the same time (`git worktree add /tmp/old <commit>`): they share
 whatever else the machine is doing.
 
@@ -25,6 +25,7 @@ import asyncio
 import cProfile
 import logging
 import random
+import resource
 import time
 import uuid
 from collections import Counter
@@ -150,11 +151,19 @@ async def main(args: argparse.Namespace) -> None:
             await payers.pay(args.payments // 2, args.clients)  # warm-up
             load = f"{args.rate:g}/s" if args.rate else f"{args.clients} clients"
             for round_ in range(1, args.rounds + 1):
-                started = time.process_time()
+                before = resource.getrusage(resource.RUSAGE_SELF)
                 await payers.pay(args.payments, args.clients, args.rate)
-                cpu_ms = round((time.process_time() - started) / args.payments * 1000, 3)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                user = (after.ru_utime - before.ru_utime) / args.payments * 1000
+                kernel = (after.ru_stime - before.ru_stime) / args.payments * 1000
                 rows.append(
-                    {"round": round_, "load": load, "payments": args.payments, "cpu ms": cpu_ms}
+                    {
+                        "round": round_,
+                        "load": load,
+                        "payments": args.payments,
+                        "cpu ms": round(user + kernel, 3),
+                        "of it kernel ms": round(kernel, 3),
+                    }
                 )
             if args.profile:
                 # CPU time, not wall time: a profile of wall time on a busy machine blames
