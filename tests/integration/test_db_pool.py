@@ -88,3 +88,25 @@ async def test_a_task_that_waits_for_a_connection_is_not_overtaken(pool):
     second = await asyncio.wait_for(latecomer, timeout=30)
     pool.release(second)
     pool.release(held.pop())
+
+
+async def test_under_contention_no_connection_serves_two_tasks_at_once(pool):
+    """Many tasks, few connections: the cheap path and aiomysql's way take turns."""
+    in_use: set[int] = set()
+    served = 0
+
+    async def worker() -> None:
+        nonlocal served
+        for _ in range(20):
+            async with pool.acquire() as conn:
+                assert id(conn) not in in_use  # handed to one task at a time
+                in_use.add(id(conn))
+                try:
+                    await _thread_id(conn)  # a round trip: other tasks run meanwhile
+                finally:
+                    in_use.discard(id(conn))
+            served += 1
+
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(30))), timeout=120)
+    assert served == 30 * 20
+    assert pool.size <= pool.maxsize
