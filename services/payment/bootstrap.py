@@ -210,6 +210,20 @@ async def operator_payments(settings: PaymentSettings) -> AsyncIterator[PaymentS
         yield PaymentService(store.locking, store.unit_of_work, events_topic=settings.events_topic)
 
 
+def gateway_client(settings: PaymentSettings) -> httpx.AsyncClient:
+    """The bank gateway's HTTP client: its idle connections are dropped before the
+    gateway's own keep-alive ends (BANK_GATEWAY_KEEPALIVE_SECONDS)."""
+    return httpx.AsyncClient(
+        base_url=settings.bank_gateway_url,
+        timeout=settings.bank_gateway_timeout_seconds,
+        limits=httpx.Limits(
+            max_connections=settings.bank_gateway_max_connections,
+            keepalive_expiry=settings.bank_gateway_keepalive_seconds,
+        ),
+        headers={"Authorization": f"Bearer {settings.bank_gateway_token.get_secret_value()}"},
+    )
+
+
 @contextlib.asynccontextmanager
 async def bootstrap(
     settings: PaymentSettings, migrate: bool = True, metrics: PaymentMetrics | None = None
@@ -220,19 +234,7 @@ async def bootstrap(
         if metrics is not None:
             locking = metrics.metered(store.locking, settings.payment_lock_strategy)
             store = dataclasses.replace(store, locking=locking)
-        bank_http = await stack.enter_async_context(
-            httpx.AsyncClient(
-                base_url=settings.bank_gateway_url,
-                timeout=settings.bank_gateway_timeout_seconds,
-                limits=httpx.Limits(
-                    max_connections=settings.bank_gateway_max_connections,
-                    keepalive_expiry=settings.bank_gateway_keepalive_seconds,
-                ),
-                headers={
-                    "Authorization": f"Bearer {settings.bank_gateway_token.get_secret_value()}"
-                },
-            )
-        )
+        bank_http = await stack.enter_async_context(gateway_client(settings))
         # The relay has connections of its own: from the shared pool it would wait behind
         # every queued request whenever the service is busy, and events would wait with it.
         relay_pool = await create_relay_pool(

@@ -6,6 +6,7 @@ import uvicorn
 
 from services.bank_gateway.app import bank_connector
 from services.bank_gateway.settings import GatewaySettings
+from services.payment.bootstrap import gateway_client
 from services.payment.settings import PaymentSettings
 
 # uvicorn's default keep-alive, which shared.serve runs with
@@ -22,5 +23,9 @@ async def test_the_gateway_drops_idle_bank_connections_before_the_bank_does() ->
         await connector.close()
 
 
-def test_the_payment_service_drops_idle_gateway_connections_before_the_gateway_does() -> None:
-    assert PaymentSettings().bank_gateway_keepalive_seconds < SERVER_KEEPALIVE
+async def test_the_payment_service_drops_idle_gateway_connections_before_the_gateway_does() -> None:
+    settings = PaymentSettings()
+    async with gateway_client(settings) as client:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry == settings.bank_gateway_keepalive_seconds
+    assert settings.bank_gateway_keepalive_seconds < SERVER_KEEPALIVE
