@@ -17,7 +17,7 @@
    before doing anything, beside the payment service's CPU per payment.
 
 With --keep-cpus-busy, busy loops at the lowest priority run during step 1, so no core
-idles: CPU per payment without the cost of waking a halted core (see `spinners`).
+idles: CPU per payment without what idling between payments costs (see `spinners`).
 """
 
 import argparse
@@ -459,10 +459,11 @@ async def main(args: argparse.Namespace) -> None:
 def spinners(count: int) -> Iterator[None]:
     """`count` busy loops at the lowest priority while the block runs: no core ever idles.
 
-    On a VM a core that idles between requests is halted, and waking it costs the process
-    that wakes up: at a steady 500/s a payment then costs 0.2-0.3 ms more CPU than on a core
-    kept busy. The spinners take the idle time (and a little of the rest: the machine is
-    then 100 % busy and latencies grow), so what is left is the code's own cost.
+    At a steady 500/s the cores idle between payments, and on this VM a payment then costs
+    0.2-0.3 ms more CPU than when no core idles (why is not settled: raising the guest's
+    halt polling did not change it; README, "Sixth round"). The spinners take the idle time
+    (and a little of the rest: the machine is then 100 % busy and latencies grow), so what
+    is left is closer to the code's own cost.
     """
     loops = [
         subprocess.Popen(
