@@ -26,7 +26,7 @@ from shared.auth import KeyRing
 from shared.breaker import CallNotPermitted, CircuitBreaker
 from shared.fields import PathId
 from shared.health import NotReady, health_router
-from shared.http import JsonResponse, error_response, install_error_handlers
+from shared.http import FASTAPI_TELEMETRY, JsonResponse, error_response, install_error_handlers
 from shared.metrics import install_metrics, new_registry
 from shared.tracing import TraceMiddleware
 
@@ -165,6 +165,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         title="Mock-Pay bank gateway",
         description="The external bank behind a Resilience4j-style circuit breaker.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(health_router(settings.health_check_timeout_seconds))

@@ -21,7 +21,7 @@ from shared import db
 from shared.auth import Scope
 from shared.fields import PathId
 from shared.health import health_router
-from shared.http import JsonResponse, error_response, install_error_handlers
+from shared.http import FASTAPI_TELEMETRY, JsonResponse, error_response, install_error_handlers
 from shared.kafka import ensure_topics, event_topics, idempotent_producer
 from shared.kafka_lag import ConsumerLagGauges, LagTarget
 from shared.metrics import Refresher, install_metrics, new_registry
@@ -101,6 +101,7 @@ def create_app(settings: PointsSettings) -> FastAPI:
         title="Mock-Pay points service",
         description="Points earned from payment events, each event applied once.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(health_router(settings.health_check_timeout_seconds))

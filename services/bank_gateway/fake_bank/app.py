@@ -18,7 +18,7 @@ from services.bank_gateway.settings import FakeBankSettings
 from shared.auth import KeyRing
 from shared.fields import PathId
 from shared.health import NotReady, health_router
-from shared.http import JsonResponse, error_response, install_error_handlers
+from shared.http import FASTAPI_TELEMETRY, JsonResponse, error_response, install_error_handlers
 from shared.metrics import install_metrics, new_registry
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,11 @@ class FaultsBody(BaseModel):
 
 def create_app(settings: FakeBankSettings) -> FastAPI:
     bank = Bank(settings.fake_bank_initial_balance, random.Random(settings.fake_bank_seed))
-    app = FastAPI(title="Mock-Pay fake bank", description="A test double of the external bank.")
+    app = FastAPI(
+        title="Mock-Pay fake bank",
+        description="A test double of the external bank.",
+        telemetry=FASTAPI_TELEMETRY,
+    )
     app.state.bank = bank
     install_error_handlers(app, retry_after_seconds=1)
     app.include_router(health_router(settings.health_check_timeout_seconds))
