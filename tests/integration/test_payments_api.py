@@ -185,6 +185,7 @@ async def test_the_lean_route_is_documented_counted_and_keeps_the_other_methods(
         user = await app.new_wallet(balance=100)
         paid = await app.pay(user, 10)
         assert paid.status_code == 201
+        assert paid.headers["traceparent"]
         found = await app.client.get("/payments", params={"order_id": paid.json()["order_id"]})
         assert found.json()["payment_id"] == paid.json()["payment_id"]
         metrics = (await app.client.get("/metrics")).text

@@ -14,14 +14,15 @@ from services.payment.metrics import PaymentMetrics
 from services.payment.settings import PaymentSettings
 from shared import db
 from shared.auth import Scope
+from shared.fast_lane import FastLaneApp
 from shared.health import health_router
-from shared.http import BodyLimitMiddleware, install_error_handlers
+from shared.http import FASTAPI_TELEMETRY, BodyLimitMiddleware, install_error_handlers
 from shared.kafka_lag import ConsumerLagGauges, LagTarget
 from shared.metrics import Refresher, install_metrics, new_registry
 from shared.tracing import TraceMiddleware
 
 
-def create_app(settings: PaymentSettings) -> FastAPI:
+def create_app(settings: PaymentSettings) -> FastLaneApp:
     registry = new_registry()
     metrics = PaymentMetrics(registry)
     lag = ConsumerLagGauges(
@@ -50,10 +51,11 @@ def create_app(settings: PaymentSettings) -> FastAPI:
                 stack.push_async_callback(refresher.stop)
             yield
 
-    app = FastAPI(
+    app = FastLaneApp(
         title="Mock-Pay payment service",
         description="Wallets and payments: idempotent by order_id, serialised per wallet.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     install_error_handlers(app, settings.retry_after_seconds)
     errors.install(app, settings.retry_after_seconds)
@@ -62,8 +64,10 @@ def create_app(settings: PaymentSettings) -> FastAPI:
     keys = settings.key_ring()
     for router, scope in ((reads, Scope.READ), (payments, Scope.PAY), (refunds, Scope.REFUND)):
         app.include_router(router, dependencies=[Depends(keys.require(scope))])
-    if settings.payment_lean_route:  # ahead of every other route: matched first
-        app.router.routes.insert(0, payment_route(keys.require(Scope.PAY)))
+    if settings.payment_lean_route:
+        lean = payment_route(keys.require(Scope.PAY))
+        app.router.routes.insert(0, lean)  # ahead of FastAPI's route, for the full stack
+        app.add_lane(lean)
     app.state.metrics = metrics
     app.add_middleware(TraceMiddleware)
     install_metrics(app, registry)

@@ -5,8 +5,9 @@ dependencies (matching through its included routers, solving the dependencies, p
 body through `email.message` and `json`, validating the dict); a plain Starlette route in
 the same app, through the same middleware and exception handlers, about 30 µs
 (micro-benchmark under uvloop). POST /payments is the one route that runs hundreds of times
-a second, so it is registered ahead of FastAPI's routes (PAYMENT_LEAN_ROUTE, on by default)
-and does by hand what FastAPI did: the API key check, the body's parsing and validation
+a second, so it is registered ahead of FastAPI's routes (PAYMENT_LEAN_ROUTE, on by default),
+is served through a lane past the framework's own middleware (shared/fast_lane.py), and
+does by hand what FastAPI did: the API key check, the body's parsing and validation
 (shared.http.parse_json_body: the same 422s), the components from the app's state. Then it
 runs the same code as FastAPI's route (routes.pay_order), which stays mounted behind it:
 it documents the operation in the OpenAPI schema and serves it when PAYMENT_LEAN_ROUTE=false.
