@@ -38,12 +38,20 @@ def _decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _datetime(value: datetime) -> str:
+    """pymysql's text: `'YYYY-MM-DD HH:MM:SS[.ffffff]'`, the zone dropped. isoformat gives
+    the same for a naive datetime in a quarter of the time (a payment writes four)."""
+    if value.tzinfo is not None:
+        return escape_datetime(value)
+    return "'" + value.isoformat(" ") + "'"
+
+
 LITERALS: dict[type, Callable[[Any], str]] = {
     str: _str,
     int: int.__repr__,
     bool: escape_bool,
     type(None): _null,
-    datetime: escape_datetime,
+    datetime: _datetime,
     date: escape_date,
     bytes: escape_bytes_prefixed,
     Decimal: _decimal,
