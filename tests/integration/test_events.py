@@ -312,8 +312,8 @@ async def _drop_trigger(points, trigger: str) -> None:
 
 
 class FailingAfterTheOutboxRow(PaymentService):
-    async def _announce(self, uow, payment):
-        await super()._announce(uow, payment)  # the outbox row is written here
+    async def _announce(self, uow, payment, now):
+        await super()._announce(uow, payment, now)  # the outbox row is written here
         raise RuntimeError("after the debit")
 
 

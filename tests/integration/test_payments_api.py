@@ -266,8 +266,8 @@ class Refused(Exception):
 
 
 class RefusingAfterTheDebit(PaymentService):
-    async def _announce(self, uow, payment):
-        await super()._announce(uow, payment)  # debit, payment, ledger and outbox rows written
+    async def _announce(self, uow, payment, now):
+        await super()._announce(uow, payment, now)  # debit, payment, ledger and outbox rows written
         raise Refused
 
 
@@ -341,7 +341,7 @@ async def test_a_refused_compare_and_set_writes_nothing_of_its_transaction():
             await service.book(
                 uow, wallet, wallet.debited(500), LedgerKind.PAYMENT, payment.payment_id, now
             )
-            await service._announce(uow, payment)
+            await service._announce(uow, payment, now)
             with pytest.raises(ConcurrentUpdate):
                 await uow.commit()
         assert await app.assert_ledger_consistent(user) == 11_000

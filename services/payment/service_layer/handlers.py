@@ -147,13 +147,14 @@ class PaymentService(UseCases):
             )
             await uow.payments.add(payment)
             await self.book(uow, wallet, debited, LedgerKind.PAYMENT, payment.payment_id, now)
-            await self._announce(uow, payment)
+            await self._announce(uow, payment, now)
             return PaymentResult(payment, replayed=False)
 
-    async def _announce(self, uow: UnitOfWork, payment: Payment) -> None:
-        """Put the payment's event in the outbox, in the transaction that changed it."""
-        event = payment.event(str(ids.uuid4()), iso(self.clock()))
-        await uow.outbox.add(self.events_topic, event, self.clock())
+    async def _announce(self, uow: UnitOfWork, payment: Payment, now: datetime) -> None:
+        """Put the payment's event in the outbox, in the transaction that changed it, at
+        the moment the change is booked (as a batch does)."""
+        event = payment.event(str(ids.uuid4()), iso(now))
+        await uow.outbox.add(self.events_topic, event, now)
 
     async def cancel(self, cmd: CancelPayment) -> Payment:
         """Refund a payment once, however often it is called."""
@@ -183,7 +184,7 @@ class PaymentService(UseCases):
             credited = wallet.credited(payment.amount)
             await uow.payments.mark_cancelled(cancelled)
             await self.book(uow, wallet, credited, LedgerKind.REFUND, payment_id, now)
-            await self._announce(uow, cancelled)
+            await self._announce(uow, cancelled, now)
             return cancelled
 
     async def credit(self, cmd: CreditWallet) -> CreditResult:
