@@ -94,7 +94,9 @@ async def batched(uow_class: UnitOfWorkClass = MySqlUnitOfWork) -> AsyncIterator
             store.locking,
             unit_of_work,
             events_topic=settings.events_topic,
-            batching=Batching(max_size=200, observe=sizes.append),
+            # With a linger every job queues, so jobs handed in together form one batch; without
+            # one, the first job for an idle wallet runs alone (tests/unit/test_batching.py).
+            batching=Batching(max_size=200, linger=0.001, observe=sizes.append),
         )
         stack.push_async_callback(service.close)
         yield Batched(service, store.pool, sizes)
