@@ -15,7 +15,7 @@ app's exception handlers), then the route's endpoint. What it leaves out does no
 such a route:
 
 - FastAPI's telemetry: the services switch it off (shared.http.FASTAPI_TELEMETRY);
-- FastAPI's body limit: none is set; the app's own BodyLimitMiddleware is kept;
+- FastAPI's body limit: none may be set (add_lane refuses); the app's BodyLimitMiddleware stays;
 - the exit stack: for uploaded files and FastAPI dependencies, which a lane endpoint has not;
 - the router's search.
 
@@ -49,6 +49,8 @@ class FastLaneApp(FastAPI):
             raise ValueError(f"a lane needs a fixed path and its methods: {route.path!r}")
         if not is_async_callable(route.endpoint):
             raise ValueError(f"a lane needs an async endpoint: {route.path!r}")
+        if self.max_body_size is not None:  # FastAPI's limit is one of the layers left out
+            raise ValueError("a lane leaves FastAPI's max_body_size out; use BodyLimitMiddleware")
         for method in route.methods:
             self.lanes[(method, route.path)] = route
         self.middleware_stack = None  # built again on the next request, with the lane

@@ -40,6 +40,17 @@ class Recorder:
     def batcher(self, linger: float = 0.0) -> Batcher[str, str]:
         return Batcher(self.run_batch, max_size=10, linger=linger, observe=self.sizes.append)
 
+    async def one_running_one_queued(
+        self, batcher: Batcher[str, str]
+    ) -> tuple[asyncio.Task[str], asyncio.Task[str]]:
+        """Job "a" for w1 running alone and held open, job "b" queued behind it."""
+        self.release.clear()
+        running = asyncio.create_task(batcher.submit("w1", "a"))
+        await self.entered.wait()
+        queued = asyncio.create_task(batcher.submit("w1", "b"))
+        await tasks_started()
+        return running, queued
+
 
 async def test_a_job_for_an_idle_key_runs_in_its_callers_task() -> None:
     recorder = Recorder()
@@ -85,11 +96,7 @@ async def test_a_lone_jobs_error_is_its_callers_and_only_its() -> None:
 async def test_jobs_queued_behind_a_cancelled_lone_job_still_run() -> None:
     recorder = Recorder()
     batcher = recorder.batcher()
-    recorder.release.clear()
-    first = asyncio.create_task(batcher.submit("w1", "a"))
-    await recorder.entered.wait()
-    second = asyncio.create_task(batcher.submit("w1", "b"))
-    await tasks_started()
+    first, second = await recorder.one_running_one_queued(batcher)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -110,11 +117,7 @@ async def test_with_a_linger_every_job_waits_in_the_queue_for_company() -> None:
 async def test_a_queued_job_whose_caller_is_cancelled_still_runs() -> None:
     recorder = Recorder()
     batcher = recorder.batcher()
-    recorder.release.clear()
-    first = asyncio.create_task(batcher.submit("w1", "a"))
-    await recorder.entered.wait()
-    queued = asyncio.create_task(batcher.submit("w1", "b"))
-    await tasks_started()
+    first, queued = await recorder.one_running_one_queued(batcher)
     queued.cancel()
     recorder.release.set()
     assert await first == "w1:a"

@@ -123,7 +123,7 @@ async def test_the_lane_serves_its_route_and_nothing_else() -> None:
     assert (await ask(app, "POST", root_path="/api")).json()["via"] == "endpoint"
 
 
-def test_a_lane_needs_a_fixed_path_and_an_async_endpoint() -> None:
+def test_a_lane_needs_a_fixed_path_an_async_endpoint_and_no_fastapi_body_limit() -> None:
     app = FastLaneApp()
     with pytest.raises(ValueError, match="fixed path"):
         app.add_lane(Route("/hot/{id}", hot, methods=["POST"]))
@@ -133,6 +133,8 @@ def test_a_lane_needs_a_fixed_path_and_an_async_endpoint() -> None:
 
     with pytest.raises(ValueError, match="async endpoint"):
         app.add_lane(Route("/hot", blocking, methods=["POST"]))
+    with pytest.raises(ValueError, match="max_body_size"):
+        FastLaneApp(max_body_size=1024).add_lane(Route("/hot", hot, methods=["POST"]))
 
 
 def test_the_payment_service_serves_post_payments_through_a_lane() -> None:
