@@ -52,25 +52,26 @@ class Batcher(Generic[J, R]):
         self.observe = observe  # told each batch's size (metrics, tests)
         self._queues: dict[str, deque[_Queued[J, R]]] = {}
         self._drainers: dict[str, asyncio.Task[None]] = {}
-        self._alone: set[str] = set()  # keys whose job runs in its caller's task
 
     def queued(self, key: str) -> int:
         """Jobs waiting for `key`, the batch in flight not counted."""
         return len(self._queues.get(key, ()))
 
     async def submit(self, key: str, job: J) -> R:
-        if not self.linger and key not in self._queues:
+        queue = self._queues.get(key)
+        if queue is None and not self.linger:
             return await self._run_alone(key, job)
         answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(key, deque()).append(_Queued(job, answer))
-        if key not in self._drainers and key not in self._alone:
+        if queue is None:  # an idle key, with a linger: a drainer gathers its batch
+            queue = self._queues[key] = deque()
             self._start_drainer(key)
+        # Otherwise a drainer, or a job running alone, holds the key and starts one after it.
+        queue.append(_Queued(job, answer))
         return await asyncio.shield(answer)
 
     async def _run_alone(self, key: str, job: J) -> R:
         """The job as a batch of one, here; those queued for `key` meanwhile go on after it."""
-        self._queues[key] = deque()
-        self._alone.add(key)
+        self._queues[key] = deque()  # the key is taken: others queue behind this job
         try:
             if self.observe is not None:
                 self.observe(1)
@@ -79,7 +80,6 @@ class Batcher(Generic[J, R]):
             except Exception as exc:  # noqa: BLE001 - the batch's failure is its job's answer
                 outcome = exc
         finally:
-            self._alone.discard(key)
             if self._queues[key]:
                 self._start_drainer(key)
             else:
